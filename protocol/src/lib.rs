@@ -1,0 +1,19 @@
+//! Pure (sans-IO) Magic Wormhole protocol machines.
+//!
+//! Nothing in this crate touches the network, the file system, a clock or a random source: time comes
+//! in as `now`, randomness as an injected seed. Every machine follows one shape:
+//! `handle(now, input)`, `poll_output()`, `poll_timeout()`.
+//!
+//! Layout:
+//! - [`code`]: the PGP word lists, code generation, parsing and tab completion.
+//! - [`crypto`]: SPAKE2, the HKDF key schedule, SecretBox.
+//! - [`mailbox`]: the Wormhole protocol machines (rendezvous, nameplate, mailbox, order, key, send,
+//!   receive, code, allocator, lister, input, terminator, boss) and the mailbox server wire types.
+//! - [`transfer`]: file-transfer v1 application messages (text offers and answers).
+//! - [`control`]: the control-socket protocol spoken by wormholed, wormholectl and apps.
+
+pub mod code;
+pub mod control;
+pub mod crypto;
+pub mod mailbox;
+pub mod transfer;

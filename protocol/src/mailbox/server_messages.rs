@@ -1,0 +1,1 @@
+//! Mailbox server wire messages.

@@ -1,0 +1,1 @@
+//! File-transfer v1 application messages.
