@@ -98,6 +98,9 @@ pub enum Input {
     Send(Vec<u8>),
     /// Close the wormhole: mood is chosen by the machine (happy after verification, else lonely).
     Close,
+    /// End the wormhole now with mood `errory` and [`WormholeError::Protocol`] carrying this text
+    /// (the host saw something fatal at the IO edge, e.g. an oversized or binary frame).
+    Abort(String),
     /// Interactive code input: ask the server for the list of nameplates.
     RefreshNameplates,
     /// Interactive code input: the user has typed this nameplate (claim it now).
@@ -124,6 +127,8 @@ pub enum Output {
 pub enum Event {
     /// The server's welcome carried a message of the day.
     Motd(String),
+    /// Something odd but not fatal (an unknown server message type, an unknown phase): logged.
+    Warning(String),
     /// The nameplates currently in use (answer to [`Input::RefreshNameplates`]).
     Nameplates(Vec<String>),
     /// The code is known (allocated, set or typed).
