@@ -1,0 +1,80 @@
+"""Run the reference mailbox server (magic-wormhole-mailbox-server) on 127.0.0.1 for tests.
+
+Builds the same service as `twist wormhole-mailbox` (wormhole_mailbox_server.server_tap) from the
+package's own functions, with an in-memory channel database, no usage database, and the listener
+bound to 127.0.0.1 only. Prints `listening <port>` on stdout once ready; see _harness.py.
+
+The WebSocket endpoint is ws://127.0.0.1:<port>/v1; GET / answers `Wormhole Relay`.
+"""
+
+import argparse
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import _harness  # noqa: E402
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    _harness.add_common_arguments(parser)
+    parser.add_argument(
+        "--disallow-list",
+        action="store_true",
+        help="refuse to send the list of allocated nameplates (like the server's flag)",
+    )
+    parser.add_argument("--motd", default=None, help="message of the day in the welcome")
+    parser.add_argument(
+        "--signal-error", default=None, help="welcome error: every client must abort"
+    )
+    parser.add_argument(
+        "--advertise-version", default=None, help="current_cli_version in the welcome"
+    )
+    args = parser.parse_args()
+    _harness.start_logging(args)
+
+    from twisted.internet import reactor
+    from twisted.internet.task import LoopingCall
+    from twisted.python import log
+    from wormhole_mailbox_server.database import create_or_upgrade_channel_db
+    from wormhole_mailbox_server.server import make_server
+    from wormhole_mailbox_server.server_tap import (
+        CHANNEL_EXPIRATION_TIME,
+        EXPIRATION_CHECK_PERIOD,
+    )
+    from wormhole_mailbox_server.web import make_web_server
+
+    channel_db = create_or_upgrade_channel_db(":memory:")
+    server = make_server(
+        channel_db,
+        allow_list=not args.disallow_list,
+        advertise_version=args.advertise_version,
+        signal_error=args.signal_error,
+        blur_usage=None,
+        usage_db=None,
+        log_file=None,
+        welcome_motd=args.motd,
+    )
+    server.startService()
+
+    # The same pruning as server_tap's TimerService, so long tests see the real expiry.
+    def expire():
+        now = time.time()
+        try:
+            server.prune_all_apps(now, now - CHANNEL_EXPIRATION_TIME)
+        except Exception as e:  # as server_tap: a failed prune must not kill the loop
+            log.err(e, "error during prune_all_apps")
+
+    LoopingCall(expire).start(EXPIRATION_CHECK_PERIOD, now=False)
+
+    site = make_web_server(server, log_requests=args.verbose)
+    listener = reactor.listenTCP(args.port, site, interface="127.0.0.1")
+    _harness.announce(listener.getHost().port)
+    _harness.stop_on_stdin_eof(reactor, args)
+    reactor.run()
+
+
+if __name__ == "__main__":
+    main()
