@@ -1,0 +1,147 @@
+//! A real `wormholed` on a temporary control socket, and `wormholectl` commands that reach it.
+//!
+//! Each [`Daemon`] gets its own temporary folder holding the socket, a nonexistent config file
+//! (so every setting is its default), and `HOME` and the XDG folders, so nothing of the user who
+//! runs the tests is read or written. The daemon announces readiness by printing
+//! `wormholed ready <socket path>` as its first stdout line.
+
+use std::ffi::OsString;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use tempfile::TempDir;
+
+use crate::paths::bin_path;
+use crate::process::Process;
+use crate::python::MailboxServer;
+
+/// Bound on the daemon's start, up to its readiness line.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The transit helper when a test names none: a closed port of 127.0.0.1, never the public relay.
+const NO_TRANSIT_HELPER: &str = "tcp:127.0.0.1:1";
+
+/// A running `wormholed`. Dropping it kills the daemon and removes its folder.
+#[derive(Debug)]
+pub struct Daemon {
+    /// Declared before `dir`: the daemon dies before its folder goes.
+    process: Option<Process>,
+    socket: PathBuf,
+    env: Vec<(OsString, OsString)>,
+    dir: TempDir,
+}
+
+impl Daemon {
+    /// Starts a daemon whose mailbox server is `mailbox`, and waits until it is ready.
+    pub fn start(mailbox: &MailboxServer) -> Self {
+        Self::start_with_env(&mailbox.url(), &[])
+    }
+
+    /// Starts a daemon with mailbox URL `relay_url` and extra environment variables (applied
+    /// last, so they override the harness's, e.g.
+    /// `&[("WORMHOLE_TRANSIT_HELPER", &relay.hint())]`). [`Daemon::ctl`] gets the same ones.
+    pub fn start_with_env(relay_url: &str, extra_env: &[(&str, &str)]) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("wormholed-test-")
+            .tempdir()
+            .expect("a temporary folder can be created");
+        let socket = dir.path().join("control.sock");
+        let runtime = make_dir(dir.path(), "runtime", 0o700);
+        let home = make_dir(dir.path(), "home", 0o700);
+        let mut env: Vec<(OsString, OsString)> = vec![
+            ("WORMHOLED_SOCKET".into(), socket.clone().into()),
+            (
+                "WORMHOLED_CONFIG".into(),
+                dir.path().join("none.toml").into(),
+            ),
+            ("WORMHOLE_RELAY_URL".into(), relay_url.into()),
+            ("WORMHOLE_TRANSIT_HELPER".into(), NO_TRANSIT_HELPER.into()),
+            ("XDG_RUNTIME_DIR".into(), runtime.into()),
+            ("HOME".into(), home.clone().into()),
+            ("XDG_CONFIG_HOME".into(), home.join(".config").into()),
+            ("XDG_DATA_HOME".into(), home.join(".local/share").into()),
+            ("XDG_STATE_HOME".into(), home.join(".local/state").into()),
+            ("XDG_CACHE_HOME".into(), home.join(".cache").into()),
+        ];
+        env.extend(
+            extra_env
+                .iter()
+                .map(|(k, v)| (OsString::from(k), OsString::from(v))),
+        );
+
+        let mut command = Command::new(bin_path("wormholed"));
+        command
+            .current_dir(dir.path())
+            .stdin(Stdio::null())
+            .env_remove("WORMHOLE_ACCEPT_FILE")
+            .envs(env.iter().map(|(k, v)| (k, v)));
+        let mut process = Process::spawn(command);
+        let announced =
+            process.wait_for_stdout("`wormholed ready <socket path>`", START_TIMEOUT, |line| {
+                line.strip_prefix("wormholed ready ").map(PathBuf::from)
+            });
+        assert_eq!(
+            announced, socket,
+            "wormholed announced another socket than WORMHOLED_SOCKET"
+        );
+        Self {
+            process: Some(process),
+            socket,
+            env,
+            dir,
+        }
+    }
+
+    /// A `wormholectl` command (add the arguments) with the daemon's environment (socket,
+    /// config, relay URL, home), working directory the daemon's folder, stdin null.
+    pub fn ctl(&self) -> Command {
+        let mut command = Command::new(bin_path("wormholectl"));
+        command
+            .current_dir(self.dir.path())
+            .stdin(Stdio::null())
+            .env_remove("WORMHOLE_ACCEPT_FILE")
+            .envs(self.env.iter().map(|(k, v)| (k, v)));
+        command
+    }
+
+    /// The control socket's path.
+    pub fn socket(&self) -> &Path {
+        &self.socket
+    }
+
+    /// The daemon's temporary folder (its working directory, and that of [`Daemon::ctl`]).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The environment the daemon was started with (and [`Daemon::ctl`] gets).
+    pub fn env(&self) -> &[(OsString, OsString)] {
+        &self.env
+    }
+
+    /// The daemon process, e.g. to wait for a log line or read its output in a failure message.
+    pub fn process(&mut self) -> &mut Process {
+        self.process
+            .as_mut()
+            .expect("the daemon process is only taken by stop")
+    }
+
+    /// Kills the daemon (by its handle) and reaps it. Idempotent.
+    pub fn stop(&mut self) {
+        if let Some(mut process) = self.process.take() {
+            process.kill();
+        }
+    }
+}
+
+/// Creates `<parent>/<name>` with `mode` and returns its path.
+fn make_dir(parent: &Path, name: &str, mode: u32) -> PathBuf {
+    let dir = parent.join(name);
+    fs::create_dir(&dir).unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
+    fs::set_permissions(&dir, fs::Permissions::from_mode(mode))
+        .unwrap_or_else(|e| panic!("cannot chmod {}: {e}", dir.display()));
+    dir
+}
