@@ -1,1 +1,57 @@
-fn main() {}
+//! wormholectl: the command-line client of wormholed.
+//!
+//! Speaks the control protocol (`wormhole_protocol::control`) over the daemon's local socket,
+//! starting the daemon when none answers. Flags follow the Python `wormhole` CLI.
+//!
+//! Layout: [`cli`] defines the command line; [`connection`] is the control-socket client and
+//! [`spawn`] starts the daemon; [`transfer`] drives `send` and `receive`, rendering events
+//! through [`session`] and asking through [`prompt`]; [`admin`] wraps `list`, `cancel` and
+//! `shutdown`; [`settings`] reads the configuration. Exit codes are tabled in [`exit`].
+//!
+//! Output: standard output carries only data (received text, `list`, `config`, or with `--json`
+//! one JSON line per event); everything for a person goes to standard error. A failure prints
+//! one line `Error: <message>` and exits with its code.
+
+mod admin;
+mod cli;
+mod connection;
+mod exit;
+mod prompt;
+mod session;
+mod settings;
+mod spawn;
+mod transfer;
+
+use std::process;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command};
+
+fn main() -> process::ExitCode {
+    // A bug must not show a Rust panic and backtrace to the user: one line, like every error.
+    std::panic::set_hook(Box::new(|info| {
+        eprintln!("Error: internal error in wormholectl: {info}");
+    }));
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("Error: {error:#}");
+            process::ExitCode::from(exit::exit_code_of(&error).code())
+        }
+    }
+}
+
+/// Runs one command.
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let Cli { global, command } = cli;
+    match command {
+        Command::Send(args) => transfer::send(&global, args),
+        Command::Receive(args) => transfer::receive(&global, args),
+        Command::Config => settings::show(),
+        Command::List => admin::list(global.json),
+        Command::Cancel { id } => admin::cancel(id),
+        Command::Shutdown => admin::shutdown(),
+    }
+}

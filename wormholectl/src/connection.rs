@@ -1,0 +1,258 @@
+//! The control-socket client: connect (starting wormholed when nothing answers), handshake,
+//! requests and events.
+//!
+//! Lines are compact JSON plus `'\n'` both ways (`wormhole_protocol::control`); a line longer than
+//! [`MAX_LINE_BYTES`] from the daemon is refused. Everything is blocking and single-threaded: a
+//! request writes one line and reads until the response with its `id`, keeping the events read
+//! on the way for [`Connection::next_event`].
+
+use std::collections::VecDeque;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::path::Path;
+
+use anyhow::{anyhow, Context};
+use interprocess::local_socket::prelude::*;
+use interprocess::local_socket::{GenericFilePath, Stream};
+use wormhole_protocol::control::{
+    DaemonLine, Event, Outcome, Request, RequestBody, Response, ResponseBody, MAX_LINE_BYTES,
+    PROTOCOL_VERSION,
+};
+
+use crate::exit::{ExitCode, Failure};
+use crate::spawn;
+
+/// Whether to start wormholed when nothing answers on its socket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Start {
+    /// Start it (send, receive).
+    IfNeeded,
+    /// Don't (list, cancel, shutdown): there is nothing to ask a daemon that is not running.
+    Never,
+}
+
+/// One event from the daemon, with the line it came in.
+#[derive(Debug)]
+pub(crate) struct Received {
+    /// The parsed event.
+    pub(crate) event: Event,
+    /// The line exactly as the daemon wrote it (without the newline), for `--json`.
+    pub(crate) line: String,
+}
+
+/// A connection to wormholed, past the `hello` handshake.
+pub(crate) struct Connection {
+    reader: BufReader<Stream>,
+    next_id: u64,
+    pending: VecDeque<Received>,
+}
+
+impl Connection {
+    /// Connects to the daemon on `socket`, starting it first when `start` says so and nothing
+    /// answers. `Ok(None)`: not running, and `Start::Never`.
+    pub(crate) fn open(socket: &Path, start: Start) -> anyhow::Result<Option<Self>> {
+        let stream = match connect(socket) {
+            Ok(stream) => stream,
+            Err(e) if nobody_listens(&e) => {
+                if start == Start::Never {
+                    return Ok(None);
+                }
+                let ready = spawn::start_daemon()?;
+                if ready != socket {
+                    eprintln!(
+                        "wormholectl: note: wormholed listens on {}, not on {}",
+                        ready.display(),
+                        socket.display()
+                    );
+                }
+                connect(&ready).with_context(|| {
+                    format!("cannot connect to wormholed at {}", ready.display())
+                })?
+            }
+            Err(e) => {
+                return Err(e).with_context(|| {
+                    format!("cannot connect to wormholed at {}", socket.display())
+                })
+            }
+        };
+        let mut connection = Self {
+            reader: BufReader::new(stream),
+            next_id: 1,
+            pending: VecDeque::new(),
+        };
+        connection.hello()?;
+        Ok(Some(connection))
+    }
+
+    /// The version handshake: `hello` first, `welcome` back.
+    fn hello(&mut self) -> anyhow::Result<()> {
+        let answer = self.request(RequestBody::Hello {
+            protocol: PROTOCOL_VERSION,
+            client: Some(format!("wormholectl {}", env!("CARGO_PKG_VERSION"))),
+        })?;
+        match answer {
+            ResponseBody::Welcome { protocol, .. } if protocol == PROTOCOL_VERSION => Ok(()),
+            ResponseBody::Welcome { protocol, daemon } => Err(Failure::new(
+                ExitCode::Failure,
+                format!(
+                    "{daemon} speaks control protocol {protocol}, this wormholectl speaks \
+                     {PROTOCOL_VERSION}; stop it with `wormholectl shutdown` so that a matching \
+                     version starts"
+                ),
+            )
+            .into()),
+            other => Err(anyhow!("wormholed answered hello with {other:?}")),
+        }
+    }
+
+    /// Sends one request and waits for its response. A refused request becomes a [`Failure`].
+    pub(crate) fn request(&mut self, body: RequestBody) -> anyhow::Result<ResponseBody> {
+        let id = self.next_id;
+        self.next_id += 1;
+        let mut line = serde_json::to_vec(&Request { id, body }).context("encoding a request")?;
+        line.push(b'\n');
+        let stream = self.reader.get_mut();
+        stream
+            .write_all(&line)
+            .and_then(|()| stream.flush())
+            .map_err(|_| Failure::lost_connection())?;
+        loop {
+            match self.read_daemon_line()? {
+                (DaemonLine::Event(event), line) => {
+                    self.pending.push_back(Received { event, line })
+                }
+                (DaemonLine::Response(Response { id: got, outcome }), _) => match (got, outcome) {
+                    (Some(got), Outcome::Ok(body)) if got == id => return Ok(body),
+                    (Some(got), Outcome::Error(error)) if got == id => {
+                        return Err(Failure::from(error).into())
+                    }
+                    (None, Outcome::Error(error)) => {
+                        return Err(anyhow!("wormholed refused a request: {}", error.message))
+                    }
+                    // An answer to nothing we are waiting for: ignore it.
+                    _ => {}
+                },
+            }
+        }
+    }
+
+    /// The next event, waiting for it. The connection ending is a [`Failure`].
+    pub(crate) fn next_event(&mut self) -> anyhow::Result<Received> {
+        if let Some(received) = self.pending.pop_front() {
+            return Ok(received);
+        }
+        loop {
+            if let (DaemonLine::Event(event), line) = self.read_daemon_line()? {
+                return Ok(Received { event, line });
+            }
+        }
+    }
+
+    /// Reads and parses one line.
+    fn read_daemon_line(&mut self) -> anyhow::Result<(DaemonLine, String)> {
+        let line = read_bounded_line(&mut self.reader)?.ok_or_else(Failure::lost_connection)?;
+        let parsed = serde_json::from_str(&line).with_context(|| {
+            format!("wormholed sent a line that is not a response or event: {line}")
+        })?;
+        Ok((parsed, line))
+    }
+}
+
+/// Connects to the socket at `path`.
+fn connect(path: &Path) -> io::Result<Stream> {
+    Stream::connect(path.to_fs_name::<GenericFilePath>()?)
+}
+
+/// Whether a connect error means that no daemon listens there (so one may be started).
+fn nobody_listens(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused
+    )
+}
+
+/// Reads one line of at most [`MAX_LINE_BYTES`] bytes (newline excluded), without the newline.
+/// `Ok(None)` at the end of the stream, or if the connection failed: both mean the daemon is gone.
+fn read_bounded_line(reader: &mut impl BufRead) -> anyhow::Result<Option<String>> {
+    let mut buf = Vec::new();
+    let limit = u64::try_from(MAX_LINE_BYTES)
+        .unwrap_or(u64::MAX)
+        .saturating_add(1);
+    match reader.take(limit).read_until(b'\n', &mut buf) {
+        Ok(_) => {}
+        Err(_) => return Ok(None),
+    }
+    if buf.last() == Some(&b'\n') {
+        buf.pop();
+    } else if buf.len() > MAX_LINE_BYTES {
+        return Err(anyhow!(
+            "wormholed sent a line longer than {MAX_LINE_BYTES} bytes"
+        ));
+    } else {
+        // End of stream, possibly in the middle of a line.
+        return Ok(None);
+    }
+    String::from_utf8(buf)
+        .map(Some)
+        .map_err(|_| anyhow!("wormholed sent a line that is not UTF-8"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(input: &[u8]) -> Vec<anyhow::Result<Option<String>>> {
+        let mut reader = io::Cursor::new(input.to_vec());
+        let mut out = Vec::new();
+        loop {
+            let line = read_bounded_line(&mut reader);
+            let done = !matches!(line, Ok(Some(_)));
+            out.push(line);
+            if done {
+                return out;
+            }
+        }
+    }
+
+    #[test]
+    fn lines_are_split_and_the_end_is_seen() {
+        let got = lines(b"{\"a\":1}\n{}\n");
+        assert_eq!(got.len(), 3);
+        assert_eq!(got[0].as_ref().ok(), Some(&Some("{\"a\":1}".to_owned())));
+        assert_eq!(got[1].as_ref().ok(), Some(&Some("{}".to_owned())));
+        assert_eq!(got[2].as_ref().ok(), Some(&None));
+        let cut = lines(b"{\"a\":");
+        assert_eq!(cut[0].as_ref().ok(), Some(&None), "a cut line is the end");
+    }
+
+    #[test]
+    fn long_lines_are_refused() {
+        let mut input = vec![b'x'; MAX_LINE_BYTES];
+        input.push(b'\n');
+        let got = lines(&input);
+        assert_eq!(
+            got[0]
+                .as_ref()
+                .ok()
+                .and_then(|l| l.as_ref().map(String::len)),
+            Some(MAX_LINE_BYTES),
+            "exactly the limit is fine"
+        );
+        let input = vec![b'x'; MAX_LINE_BYTES + 1];
+        assert!(lines(&input)[0].is_err(), "one more byte is refused");
+        assert!(lines(b"\xff\n")[0].is_err(), "not UTF-8");
+    }
+
+    #[test]
+    fn missing_or_refusing_sockets_mean_nobody_listens() {
+        assert!(nobody_listens(&io::Error::from(io::ErrorKind::NotFound)));
+        assert!(nobody_listens(&io::Error::from(
+            io::ErrorKind::ConnectionRefused
+        )));
+        assert!(!nobody_listens(&io::Error::from(
+            io::ErrorKind::PermissionDenied
+        )));
+        let dir = std::env::temp_dir().join(format!("wormholectl-test-{}", std::process::id()));
+        let err = connect(&dir.join("none.sock")).expect_err("no socket there");
+        assert!(nobody_listens(&err), "{err}");
+    }
+}

@@ -1,0 +1,341 @@
+//! What the user sees of one wormhole: events in, text and decisions out.
+//!
+//! Pure: [`Session::handle`] renders one [`EventKind`] to the human stream (stderr) and the data
+//! stream (stdout, only the received text) and says what happens next ([`Step`]). The drivers in
+//! `send` and `receive` do the IO. Wording follows the Python CLI (`cli/cmd_send.py`,
+//! `cli/cmd_receive.py`, `cli/welcome.py`).
+//!
+//! States: running → failed (an `error` event was seen; waiting for `closed`) → done. Inputs:
+//! events. Outputs: lines, [`Step::Confirm`] (ask the user about the verifier), [`Step::Done`].
+
+use std::io::{self, Write};
+
+use wormhole_protocol::control::EventKind;
+
+use crate::exit::{ExitCode, Failure};
+
+/// Which side of the wormhole we are, and what the user asked to see.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Role {
+    /// `send --text`.
+    Sender {
+        /// `--verify`: the verifier is shown and confirmed.
+        verify: bool,
+    },
+    /// `receive`.
+    Receiver {
+        /// `--verify`: the verifier is shown.
+        verify: bool,
+    },
+}
+
+/// What the driver does after an event.
+#[derive(Debug)]
+pub(crate) enum Step {
+    /// Wait for the next event.
+    Continue,
+    /// Ask the user whether this verifier matches, then answer with a `verify` request.
+    Confirm {
+        /// Hex verifier.
+        verifier: String,
+    },
+    /// The wormhole is closed: exit with this.
+    Done(Result<(), Failure>),
+}
+
+/// The state of one wormhole as the user sees it.
+#[derive(Debug)]
+pub(crate) struct Session {
+    role: Role,
+    /// The first `error` event's failure, reported once `closed` arrives.
+    failure: Option<Failure>,
+    /// Whether a `message` event arrived (receiver).
+    got_message: bool,
+}
+
+impl Session {
+    /// A new session for this role.
+    pub(crate) fn new(role: Role) -> Self {
+        Self {
+            role,
+            failure: None,
+            got_message: false,
+        }
+    }
+
+    /// Handles one event: human text to `human`, received text to `data`.
+    pub(crate) fn handle(
+        &mut self,
+        kind: &EventKind,
+        human: &mut dyn Write,
+        data: &mut dyn Write,
+    ) -> io::Result<Step> {
+        match kind {
+            EventKind::Motd { text } => {
+                let lines: Vec<&str> = text.lines().collect();
+                writeln!(human, "Server says:\n {}", lines.join("\n "))?;
+            }
+            EventKind::Code { code } => {
+                if let Role::Sender { verify } = self.role {
+                    let flags = if verify { "--verify " } else { "" };
+                    writeln!(human, "Wormhole code is: {code}")?;
+                    writeln!(human, "On the other computer, please run:")?;
+                    writeln!(human)?;
+                    writeln!(human, "wormhole receive {flags}{code}")?;
+                    writeln!(human)?;
+                    human.flush()?;
+                }
+            }
+            EventKind::Key { verifier, confirm } => match self.role {
+                Role::Sender { .. } if *confirm => {
+                    return Ok(Step::Confirm {
+                        verifier: verifier.clone(),
+                    })
+                }
+                Role::Sender { verify: true } | Role::Receiver { verify: true } => {
+                    writeln!(human, "Verifier {verifier}.")?;
+                }
+                _ => {}
+            },
+            EventKind::Message { text } => {
+                if let Role::Receiver { .. } = self.role {
+                    self.got_message = true;
+                    data.write_all(text.as_bytes())?;
+                    data.write_all(b"\n")?;
+                    data.flush()?;
+                }
+            }
+            EventKind::Warning { message } => writeln!(human, "Warning: {message}")?,
+            EventKind::Error { kind, message } => {
+                if self.failure.is_none() {
+                    self.failure = Some(Failure::new(ExitCode::of_failure(*kind), message.clone()));
+                }
+            }
+            EventKind::Closed { mood } => return self.closed(mood, human).map(Step::Done),
+            EventKind::Unknown => {}
+        }
+        Ok(Step::Continue)
+    }
+
+    /// The outcome once the wormhole has closed with `mood`.
+    fn closed(&mut self, mood: &str, human: &mut dyn Write) -> io::Result<Result<(), Failure>> {
+        if let Some(failure) = self.failure.take() {
+            return Ok(Err(failure));
+        }
+        if mood != "happy" {
+            let why = match mood {
+                "lonely" => "the wormhole closed before the other side connected (lonely)",
+                "scary" => "the wormhole closed: the other side's key did not match (scary)",
+                "errory" => "the wormhole closed after an error (errory)",
+                "unwelcome" => "the mailbox server refused us (unwelcome)",
+                _ => "the wormhole closed unexpectedly",
+            };
+            let code = match mood {
+                "scary" => ExitCode::WrongCode,
+                "unwelcome" => ExitCode::Connection,
+                _ => ExitCode::Failure,
+            };
+            return Ok(Err(Failure::new(code, why)));
+        }
+        match self.role {
+            Role::Sender { .. } => {
+                writeln!(human, "text message sent")?;
+                Ok(Ok(()))
+            }
+            Role::Receiver { .. } if self.got_message => Ok(Ok(())),
+            Role::Receiver { .. } => Ok(Err(Failure::new(
+                ExitCode::Failure,
+                "the wormhole closed without a message",
+            ))),
+        }
+    }
+}
+
+/// A size as Python's `humanize.naturalsize` writes it: `1 Byte`, `12 Bytes`, `1.5 kB`, `3.0 MB`.
+pub(crate) fn natural_size(bytes: usize) -> String {
+    const UNITS: [&str; 8] = ["kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"];
+    match bytes {
+        1 => "1 Byte".to_owned(),
+        0..1000 => format!("{bytes} Bytes"),
+        _ => {
+            // Precision is irrelevant at these sizes: one decimal is printed.
+            #[allow(clippy::cast_precision_loss)]
+            let mut value = bytes as f64 / 1000.0;
+            let mut unit = 0;
+            while value >= 1000.0 && unit + 1 < UNITS.len() {
+                value /= 1000.0;
+                unit += 1;
+            }
+            format!("{value:.1} {}", UNITS[unit])
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use wormhole_protocol::control::FailureKind;
+
+    use super::*;
+
+    /// Feeds events, returns (stderr, stdout, last step).
+    fn run(role: Role, events: &[EventKind]) -> (String, String, Option<Step>) {
+        let mut session = Session::new(role);
+        let (mut human, mut data) = (Vec::new(), Vec::new());
+        let mut last = None;
+        for event in events {
+            let step = session
+                .handle(event, &mut human, &mut data)
+                .expect("writing to a Vec");
+            last = Some(step);
+        }
+        let text = |v: Vec<u8>| String::from_utf8(v).expect("UTF-8");
+        (text(human), text(data), last)
+    }
+
+    fn closed(mood: &str) -> EventKind {
+        EventKind::Closed { mood: mood.into() }
+    }
+
+    fn exit_of(step: Option<Step>) -> Result<(), (u8, String)> {
+        match step {
+            Some(Step::Done(result)) => result.map_err(|f| (f.code.code(), f.message)),
+            other => panic!("expected Done, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn sender_prints_the_code_like_the_python_cli() {
+        let (human, data, step) = run(
+            Role::Sender { verify: false },
+            &[
+                EventKind::Code {
+                    code: "4-purple-sausages".into(),
+                },
+                EventKind::Key {
+                    verifier: "abcd".into(),
+                    confirm: false,
+                },
+                closed("happy"),
+            ],
+        );
+        assert_eq!(
+            human,
+            "Wormhole code is: 4-purple-sausages\nOn the other computer, please run:\n\n\
+             wormhole receive 4-purple-sausages\n\ntext message sent\n"
+        );
+        assert_eq!(data, "");
+        assert_eq!(exit_of(step), Ok(()));
+    }
+
+    #[test]
+    fn sender_with_verify_asks() {
+        let (human, _, step) = run(
+            Role::Sender { verify: true },
+            &[
+                EventKind::Code {
+                    code: "4-a-b".into(),
+                },
+                EventKind::Key {
+                    verifier: "abcd".into(),
+                    confirm: true,
+                },
+            ],
+        );
+        assert!(
+            human.contains("wormhole receive --verify 4-a-b\n"),
+            "{human}"
+        );
+        assert!(matches!(step, Some(Step::Confirm { verifier }) if verifier == "abcd"));
+    }
+
+    #[test]
+    fn receiver_prints_the_text_exactly_on_stdout() {
+        let (human, data, step) = run(
+            Role::Receiver { verify: true },
+            &[
+                EventKind::Motd {
+                    text: "line one\nline two".into(),
+                },
+                EventKind::Code {
+                    code: "4-a-b".into(),
+                },
+                EventKind::Key {
+                    verifier: "0123".into(),
+                    confirm: false,
+                },
+                EventKind::Message {
+                    text: "  hi\nthere\n".into(),
+                },
+                EventKind::Unknown,
+                closed("happy"),
+            ],
+        );
+        assert_eq!(
+            human,
+            "Server says:\n line one\n line two\nVerifier 0123.\n"
+        );
+        assert_eq!(data, "  hi\nthere\n\n", "the text, then one newline");
+        assert_eq!(exit_of(step), Ok(()));
+    }
+
+    #[test]
+    fn errors_wait_for_closed_and_map_to_exit_codes() {
+        let error = |kind, message: &str| EventKind::Error {
+            kind,
+            message: message.into(),
+        };
+        let (human, _, step) = run(
+            Role::Receiver { verify: false },
+            &[error(FailureKind::WrongCode, "bad code")],
+        );
+        assert!(matches!(step, Some(Step::Continue)), "waits for closed");
+        assert_eq!(human, "", "nothing printed before closed");
+        let cases = [
+            (FailureKind::WrongCode, 3),
+            (FailureKind::Connect, 4),
+            (FailureKind::Rejected, 5),
+            (FailureKind::Peer, 5),
+            (FailureKind::Cancelled, 1),
+            (FailureKind::InvalidCode, 2),
+        ];
+        for (kind, code) in cases {
+            let (_, _, step) = run(
+                Role::Sender { verify: false },
+                &[
+                    error(kind, "first"),
+                    error(FailureKind::Protocol, "second"),
+                    closed("errory"),
+                ],
+            );
+            assert_eq!(exit_of(step), Err((code, "first".into())), "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn unhappy_closes_without_error_fail() {
+        let (_, _, step) = run(Role::Sender { verify: false }, &[closed("lonely")]);
+        assert!(matches!(exit_of(step), Err((1, m)) if m.contains("lonely")));
+        let (_, _, step) = run(Role::Receiver { verify: false }, &[closed("scary")]);
+        assert!(matches!(exit_of(step), Err((3, _))));
+        let (_, _, step) = run(Role::Receiver { verify: false }, &[closed("happy")]);
+        assert!(matches!(exit_of(step), Err((1, m)) if m.contains("without a message")));
+    }
+
+    #[test]
+    fn sizes_like_humanize() {
+        let cases = [
+            (0, "0 Bytes"),
+            (1, "1 Byte"),
+            (2, "2 Bytes"),
+            (999, "999 Bytes"),
+            (1000, "1.0 kB"),
+            (1500, "1.5 kB"),
+            (1_000_000, "1.0 MB"),
+            (123_456_789, "123.5 MB"),
+            (1_000_000_000, "1.0 GB"),
+        ];
+        for (bytes, text) in cases {
+            assert_eq!(natural_size(bytes), text);
+        }
+    }
+}
