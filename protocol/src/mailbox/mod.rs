@@ -7,9 +7,29 @@
 //! fate ([`Input::Connected`], [`Input::ConnectFailed`], [`Input::ConnectionLost`]), sends
 //! [`Output::SendFrame`] text, and arms one timer from [`Wormhole::poll_timeout`].
 
+use std::collections::VecDeque;
 use std::time::Instant;
 
+use rand_chacha::rand_core::SeedableRng;
+use rand_chacha::ChaCha20Rng;
+
+mod allocator;
+mod boss;
+mod code;
+mod input;
+mod key;
+mod lister;
+#[allow(clippy::module_inception)]
+mod mailbox;
+mod nameplate;
+mod order;
+mod receive;
+mod rendezvous;
+mod send;
 pub mod server_messages;
+mod terminator;
+#[cfg(test)]
+mod tests;
 
 /// How a wormhole closed, as reported to the server and to the application.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -153,34 +173,246 @@ pub enum Event {
     },
 }
 
+/// One event travelling between the machines, addressed to its target (the reference's
+/// eventual-send). [`Wormhole`] drains these in FIFO order before `handle` returns.
+#[derive(Debug)]
+pub(crate) enum Route {
+    Allocator(allocator::In),
+    Boss(boss::In),
+    Code(code::In),
+    Input(input::In),
+    Key(key::In),
+    Lister(lister::In),
+    Mailbox(mailbox::In),
+    Nameplate(nameplate::In),
+    Order(order::In),
+    Receive(receive::In),
+    Rendezvous(rendezvous::In),
+    Send(send::In),
+    Terminator(terminator::In),
+}
+
+/// What a machine may touch while it handles one input: the clock reading, the RNG, the internal
+/// queue (to other machines) and the host's output queue.
+pub(crate) struct Ctx<'a> {
+    pub(crate) now: Instant,
+    pub(crate) rng: &'a mut ChaCha20Rng,
+    pub(crate) queue: &'a mut VecDeque<Route>,
+    pub(crate) out: &'a mut VecDeque<Output>,
+}
+
+impl Ctx<'_> {
+    /// Queues an event for another machine.
+    pub(crate) fn route(&mut self, route: Route) {
+        self.queue.push_back(route);
+    }
+
+    /// Asks the rendezvous connector to send a command to the server.
+    pub(crate) fn tx(&mut self, message: server_messages::ClientMessage) {
+        self.route(Route::Rendezvous(rendezvous::In::Tx(message)));
+    }
+
+    /// Emits an output for the host, right now (before anything still queued).
+    pub(crate) fn output(&mut self, output: Output) {
+        self.out.push_back(output);
+    }
+}
+
 /// The composite Wormhole protocol machine (see the module docs).
+///
+/// Owns one instance of each machine and routes their events through an internal FIFO queue,
+/// drained before [`Wormhole::handle`] (and [`Wormhole::new`]) return, so the outputs of one input
+/// are all available to [`Wormhole::poll_output`] at once. Deterministic: the same seed, inputs and
+/// `now` values give the same outputs.
 pub struct Wormhole {
-    _private: (),
+    rng: ChaCha20Rng,
+    queue: VecDeque<Route>,
+    out: VecDeque<Output>,
+    allocator: allocator::Allocator,
+    boss: boss::Boss,
+    code: code::Code,
+    input: input::InputMachine,
+    key: key::Key,
+    lister: lister::Lister,
+    mailbox: mailbox::Mailbox,
+    nameplate: nameplate::Nameplate,
+    order: order::Order,
+    receive: receive::Receive,
+    rendezvous: rendezvous::Rendezvous,
+    send: send::Send,
+    terminator: terminator::Terminator,
+}
+
+impl std::fmt::Debug for Wormhole {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Wormhole")
+            .field("boss", &self.boss)
+            .field("rendezvous", &self.rendezvous)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Wormhole {
     /// A new wormhole; it asks to connect on the first `poll_output`.
-    pub fn new(_now: Instant, _config: WormholeConfig, _code: CodeSource) -> Self {
-        todo!()
+    ///
+    /// An invalid [`CodeSource::Set`] code ends it at once: the only output is
+    /// [`Event::Closed`] with [`WormholeError::InvalidCode`] (no connection is made).
+    pub fn new(now: Instant, config: WormholeConfig, code: CodeSource) -> Self {
+        let mut this = Self {
+            rng: ChaCha20Rng::from_seed(config.rng_seed),
+            queue: VecDeque::new(),
+            out: VecDeque::new(),
+            allocator: allocator::Allocator::new(),
+            boss: boss::Boss::new(),
+            code: code::Code::new(),
+            input: input::InputMachine::new(),
+            key: key::Key::new(&config),
+            lister: lister::Lister::new(),
+            mailbox: mailbox::Mailbox::new(config.side.clone()),
+            nameplate: nameplate::Nameplate::new(),
+            order: order::Order::new(),
+            receive: receive::Receive::new(),
+            rendezvous: rendezvous::Rendezvous::new(config.appid.clone(), config.side.clone()),
+            send: send::Send::new(config.side.clone()),
+            terminator: terminator::Terminator::new(),
+        };
+        let start = match code {
+            CodeSource::Set(code) => match crate::code::validate_code(&code) {
+                Ok(()) => code::In::Set(code),
+                Err(e) => {
+                    this.queue
+                        .push_back(Route::Boss(boss::In::Fatal(WormholeError::InvalidCode(
+                            e.to_string(),
+                        ))));
+                    this.run(now);
+                    return this;
+                }
+            },
+            CodeSource::Allocate { words } => code::In::Allocate { words },
+            CodeSource::Interactive => code::In::StartInput,
+        };
+        this.queue
+            .push_back(Route::Rendezvous(rendezvous::In::Start));
+        this.queue.push_back(Route::Code(start));
+        this.run(now);
+        this
     }
 
     /// Feed one event in.
-    pub fn handle(&mut self, _now: Instant, _input: Input) {
-        todo!()
+    pub fn handle(&mut self, now: Instant, input: Input) {
+        if self.boss.is_closed() {
+            return;
+        }
+        let route = match input {
+            Input::Connected => Route::Rendezvous(rendezvous::In::Connected),
+            Input::ConnectFailed(why) => Route::Rendezvous(rendezvous::In::ConnectFailed(why)),
+            Input::ConnectionLost => Route::Rendezvous(rendezvous::In::ConnectionLost),
+            Input::ServerText(text) => Route::Rendezvous(rendezvous::In::ServerText(text)),
+            Input::Timeout => Route::Rendezvous(rendezvous::In::Timeout),
+            Input::Send(plaintext) => Route::Boss(boss::In::Send(plaintext)),
+            Input::Close => Route::Boss(boss::In::Close),
+            Input::Abort(why) => Route::Boss(boss::In::ProtocolError(why)),
+            Input::RefreshNameplates => Route::Input(input::In::Refresh),
+            Input::ChooseNameplate(nameplate) => {
+                Route::Input(input::In::ChooseNameplate(nameplate))
+            }
+            Input::ChooseWords(words) => Route::Input(input::In::ChooseWords(words)),
+        };
+        self.queue.push_back(route);
+        self.run(now);
     }
 
     /// The next thing to do, if any.
     pub fn poll_output(&mut self) -> Option<Output> {
-        todo!()
+        self.out.pop_front()
     }
 
     /// When the machine wants [`Input::Timeout`].
     pub fn poll_timeout(&self) -> Option<Instant> {
-        todo!()
+        if self.boss.is_closed() {
+            return None;
+        }
+        self.rendezvous.poll_timeout()
     }
 
     /// The session key, once SPAKE2 finished (for `derive_key`: Transit, Dilation).
     pub fn key(&self) -> Option<&[u8; 32]> {
-        todo!()
+        self.boss.key()
+    }
+
+    /// True once [`Event::Closed`] has been output: the wormhole ignores every further input.
+    pub fn is_closed(&self) -> bool {
+        self.boss.is_closed()
+    }
+
+    /// Drains the internal queue: every machine's events, in FIFO order.
+    fn run(&mut self, now: Instant) {
+        while let Some(route) = self.queue.pop_front() {
+            let mut ctx = Ctx {
+                now,
+                rng: &mut self.rng,
+                queue: &mut self.queue,
+                out: &mut self.out,
+            };
+            match route {
+                Route::Allocator(i) => self.allocator.handle(i, &mut ctx),
+                Route::Boss(i) => self.boss.handle(i, &mut ctx),
+                Route::Code(i) => self.code.handle(i, &mut ctx),
+                Route::Input(i) => self.input.handle(i, &mut ctx),
+                Route::Key(i) => self.key.handle(i, &mut ctx),
+                Route::Lister(i) => self.lister.handle(i, &mut ctx),
+                Route::Mailbox(i) => self.mailbox.handle(i, &mut ctx),
+                Route::Nameplate(i) => self.nameplate.handle(i, &mut ctx),
+                Route::Order(i) => self.order.handle(i, &mut ctx),
+                Route::Receive(i) => self.receive.handle(i, &mut ctx),
+                Route::Rendezvous(i) => self.rendezvous.handle(i, &mut ctx),
+                Route::Send(i) => self.send.handle(i, &mut ctx),
+                Route::Terminator(i) => self.terminator.handle(i, &mut ctx),
+            }
+            if self.boss.is_closed() {
+                // Nothing may follow Event::Closed.
+                self.queue.clear();
+            }
+        }
+    }
+}
+
+/// A test harness for one machine: a context with its own queue, output and seeded RNG.
+#[cfg(test)]
+pub(crate) struct Harness {
+    pub(crate) now: Instant,
+    pub(crate) rng: ChaCha20Rng,
+    pub(crate) queue: VecDeque<Route>,
+    pub(crate) out: VecDeque<Output>,
+}
+
+#[cfg(test)]
+impl Harness {
+    pub(crate) fn new() -> Self {
+        Self {
+            now: Instant::now(),
+            rng: ChaCha20Rng::from_seed([7; 32]),
+            queue: VecDeque::new(),
+            out: VecDeque::new(),
+        }
+    }
+
+    pub(crate) fn ctx(&mut self) -> Ctx<'_> {
+        Ctx {
+            now: self.now,
+            rng: &mut self.rng,
+            queue: &mut self.queue,
+            out: &mut self.out,
+        }
+    }
+
+    /// Takes the queued routes, as their Debug text (compact for assertions).
+    pub(crate) fn routes(&mut self) -> Vec<String> {
+        self.queue.drain(..).map(|r| format!("{r:?}")).collect()
+    }
+
+    /// Takes the queued routes.
+    pub(crate) fn take(&mut self) -> Vec<Route> {
+        self.queue.drain(..).collect()
     }
 }

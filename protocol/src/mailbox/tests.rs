@@ -1,0 +1,1 @@
+//! Whole-protocol tests: two [`Wormhole`]s against an in-memory model of the mailbox server.
