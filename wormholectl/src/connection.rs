@@ -18,7 +18,7 @@ use wormhole_protocol::control::{
     PROTOCOL_VERSION,
 };
 
-use crate::exit::{ExitCode, Failure};
+use crate::exit::{ExitCode, Failure, RESTART_ADVICE};
 use crate::spawn;
 
 /// Whether to start wormholed when nothing answers on its socket.
@@ -95,8 +95,7 @@ impl Connection {
                 ExitCode::Failure,
                 format!(
                     "{daemon} speaks control protocol {protocol}, this wormholectl speaks \
-                     {PROTOCOL_VERSION}; stop it with `wormholectl shutdown` so that a matching \
-                     version starts"
+                     {PROTOCOL_VERSION}; {RESTART_ADVICE}"
                 ),
             )
             .into()),

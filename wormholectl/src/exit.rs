@@ -17,6 +17,11 @@ use std::fmt;
 
 use wormhole_protocol::control::{ControlError, ErrorCode, FailureKind};
 
+/// What to do about a daemon of another protocol version (`shutdown` cannot talk to it either).
+pub(crate) const RESTART_ADVICE: &str =
+    "stop that wormholed (`systemctl --user restart wormholed`, \
+     or end its process) so that one of this version starts";
+
 /// The process exit codes of wormholectl (table in the module docs).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum ExitCode {
@@ -98,8 +103,7 @@ impl From<ControlError> for Failure {
         let message = match error.code {
             ErrorCode::UnsupportedVersion => format!(
                 "wormholed does not speak the control protocol of this wormholectl ({}); \
-                 stop it with `wormholectl shutdown` (or restart its service) so that a \
-                 matching version starts",
+                 {RESTART_ADVICE}",
                 error.message
             ),
             _ => error.message,
