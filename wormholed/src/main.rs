@@ -1,1 +1,99 @@
-fn main() {}
+//! wormholed: the Magic Wormhole daemon.
+//!
+//! Hosts every wormhole of one user behind a control socket (docs/control-protocol.md). Prints
+//! `wormholed ready <socket path>` on standard output once it accepts connections; logs go to
+//! standard error.
+//!
+//! Layout: [`wire`] composes one wormhole from a [`connection::MailboxConnection`], a
+//! [`host::MachineHost`] running the pure protocol machine, and an [`app::WormholeApp`];
+//! [`registry`] tracks wormholes and dispatches requests; [`server`] and [`session`] serve the
+//! control socket.
+
+mod app;
+mod clock;
+mod connection;
+mod host;
+mod registry;
+mod server;
+mod session;
+mod wire;
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use actix::prelude::*;
+use anyhow::Context as _;
+use clap::Parser;
+
+/// The Magic Wormhole daemon: hosts every wormhole of this user behind a control socket.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    /// Control socket path (default: from the config file or WORMHOLED_SOCKET).
+    #[arg(long)]
+    socket: Option<PathBuf>,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("WORMHOLED_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let config = wormhole_config::Config::load().context("reading the configuration")?;
+    let socket = args
+        .socket
+        .unwrap_or_else(|| config.daemon.socket.value.clone());
+    let settings = wire::Settings {
+        mailbox_url: config.mailbox.url.value.clone(),
+        appid: config.mailbox.appid.value.clone(),
+        code_words: config.mailbox.code_length.value,
+        tls: connection::tls_config().context("setting up TLS")?,
+    };
+
+    let system = System::new();
+    system.block_on(async {
+        let listener = server::bind(&socket)?;
+        let registry = registry::Registry::new(settings).start();
+        actix::spawn(server::serve(
+            listener,
+            registry.clone().recipient(),
+            registry.recipient(),
+        ));
+        actix::spawn(async {
+            stop_signal().await;
+            tracing::info!("signal received; stopping");
+            System::current().stop();
+        });
+        tracing::info!("listening on {}", socket.display());
+        let mut stdout = std::io::stdout();
+        writeln!(stdout, "wormholed ready {}", socket.display())?;
+        stdout.flush()?;
+        anyhow::Ok(())
+    })?;
+    system.run()?;
+    if let Err(e) = std::fs::remove_file(&socket) {
+        tracing::debug!("removing {}: {e}", socket.display());
+    }
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn stop_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => std::future::pending().await,
+    }
+}

@@ -1,0 +1,316 @@
+//! The daemon's table of wormholes and the dispatcher of control requests.
+//!
+//! Inputs: [`ClientRequest`] from control sessions, [`SessionGone`] when a client disconnects,
+//! [`WormholeNote`] from the wormholes themselves. It allocates wormhole ids, creates wormholes
+//! through the composition root ([`crate::wire`]), forwards per-wormhole requests to them, answers
+//! `list`, cancels the wormholes of a client that went away, and stops the daemon on `shutdown`.
+//! Every answer goes back through the session's [`ToClient`] recipient, so that a `created`
+//! response always reaches the client before the first event of that wormhole.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use actix::prelude::*;
+use wormhole_protocol::control::{
+    ControlError, DaemonLine, ErrorCode, Outcome, RequestBody, Response, ResponseBody, WormholeId,
+    WormholeInfo, WormholeOptions,
+};
+
+use crate::app::{AppCommand, WormholeKind};
+use crate::wire::{self, Settings};
+
+/// Identifies one control connection.
+pub(crate) type SessionId = u64;
+
+/// One line for a client.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct ToClient(pub(crate) DaemonLine);
+
+/// Where answers and events for one client go.
+#[derive(Clone)]
+pub(crate) struct Client {
+    /// The session's id.
+    pub(crate) session: SessionId,
+    /// The session's mailbox.
+    pub(crate) lines: Recipient<ToClient>,
+}
+
+impl Client {
+    /// Answers request `id`.
+    pub(crate) fn respond(&self, id: u64, outcome: Result<ResponseBody, ControlError>) {
+        let outcome = match outcome {
+            Ok(body) => Outcome::Ok(body),
+            Err(err) => Outcome::Error(err),
+        };
+        self.lines.do_send(ToClient(DaemonLine::Response(Response {
+            id: Some(id),
+            outcome,
+        })));
+    }
+}
+
+/// A request (other than `hello`) from a session that has said hello.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct ClientRequest {
+    /// Who asked, and where the answer goes.
+    pub(crate) client: Client,
+    /// The request's id.
+    pub(crate) id: u64,
+    /// The request.
+    pub(crate) body: RequestBody,
+}
+
+/// A control connection closed: its wormholes are cancelled.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct SessionGone(pub(crate) SessionId);
+
+/// What a wormhole tells the registry about itself.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) enum WormholeNote {
+    /// Its code is known.
+    Code(WormholeId, String),
+    /// Its state changed (`connecting`, `waiting`, `connected`, `closing`).
+    State(WormholeId, &'static str),
+    /// It has closed and its actors are stopping.
+    Finished(WormholeId),
+}
+
+struct Entry {
+    kind: WormholeKind,
+    owner: SessionId,
+    code: Option<String>,
+    state: &'static str,
+    commands: Recipient<AppCommand>,
+}
+
+/// The registry actor.
+pub(crate) struct Registry {
+    settings: Settings,
+    next_id: WormholeId,
+    wormholes: BTreeMap<WormholeId, Entry>,
+    shutting_down: bool,
+}
+
+/// How long shutdown waits for wormholes to close before stopping anyway.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+impl Registry {
+    /// An empty registry; new wormholes use `settings` unless a request overrides them.
+    pub(crate) fn new(settings: Settings) -> Self {
+        Self {
+            settings,
+            next_id: 1,
+            wormholes: BTreeMap::new(),
+            shutting_down: false,
+        }
+    }
+
+    fn create(
+        &mut self,
+        ctx: &mut Context<Self>,
+        client: &Client,
+        kind: WormholeKind,
+        options: &WormholeOptions,
+    ) -> WormholeId {
+        let id = self.next_id;
+        self.next_id += 1;
+        let settings = self.settings.with_overrides(options);
+        let commands = wire::spawn_wormhole(
+            id,
+            kind.clone(),
+            &settings,
+            client.clone(),
+            ctx.address().recipient(),
+        );
+        self.wormholes.insert(
+            id,
+            Entry {
+                kind,
+                owner: client.session,
+                code: None,
+                state: "connecting",
+                commands,
+            },
+        );
+        id
+    }
+
+    fn forward(&self, client: &Client, request_id: u64, wormhole: WormholeId, command: AppCommand) {
+        match self.wormholes.get(&wormhole) {
+            Some(entry) => entry.commands.do_send(command),
+            None => client.respond(
+                request_id,
+                Err(ControlError::new(
+                    ErrorCode::NotFound,
+                    format!("no wormhole {wormhole}"),
+                )),
+            ),
+        }
+    }
+
+    fn stop_when_idle(&self) {
+        if self.shutting_down && self.wormholes.is_empty() {
+            tracing::info!("all wormholes closed; stopping");
+            System::current().stop();
+        }
+    }
+}
+
+impl Actor for Registry {
+    type Context = Context<Self>;
+}
+
+impl Handler<ClientRequest> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, request: ClientRequest, ctx: &mut Context<Self>) {
+        let ClientRequest { client, id, body } = request;
+        if self.shutting_down {
+            client.respond(
+                id,
+                Err(ControlError::new(
+                    ErrorCode::ShuttingDown,
+                    "wormholed is shutting down",
+                )),
+            );
+            return;
+        }
+        match body {
+            RequestBody::SendText {
+                text,
+                code,
+                code_length,
+                verify,
+                options,
+            } => {
+                let kind = WormholeKind::SendText {
+                    text,
+                    code,
+                    code_length,
+                    verify,
+                };
+                if let Err(err) = kind.validate() {
+                    return client.respond(id, Err(err));
+                }
+                let wormhole = self.create(ctx, &client, kind, &options);
+                client.respond(id, Ok(ResponseBody::Created { wormhole }));
+            }
+            RequestBody::Receive { code, options } => {
+                let kind = WormholeKind::Receive { code };
+                if let Err(err) = kind.validate() {
+                    return client.respond(id, Err(err));
+                }
+                let wormhole = self.create(ctx, &client, kind, &options);
+                client.respond(id, Ok(ResponseBody::Created { wormhole }));
+            }
+            RequestBody::Complete { wormhole, prefix } => {
+                let command = AppCommand::Complete {
+                    client: client.clone(),
+                    id,
+                    prefix,
+                };
+                self.forward(&client, id, wormhole, command);
+            }
+            RequestBody::SetCode { wormhole, code } => {
+                let command = AppCommand::SetCode {
+                    client: client.clone(),
+                    id,
+                    code,
+                };
+                self.forward(&client, id, wormhole, command);
+            }
+            RequestBody::Verify { wormhole, accept } => {
+                let command = AppCommand::Verify {
+                    client: client.clone(),
+                    id,
+                    accept,
+                };
+                self.forward(&client, id, wormhole, command);
+            }
+            RequestBody::Cancel { wormhole } => {
+                let command = AppCommand::Cancel {
+                    reply: Some((client.clone(), id)),
+                    reason: "cancelled by a client".into(),
+                };
+                self.forward(&client, id, wormhole, command);
+            }
+            RequestBody::List => {
+                let wormholes = self
+                    .wormholes
+                    .iter()
+                    .map(|(&wormhole, entry)| WormholeInfo {
+                        wormhole,
+                        kind: entry.kind.name().into(),
+                        code: entry.code.clone(),
+                        state: entry.state.into(),
+                    })
+                    .collect();
+                client.respond(id, Ok(ResponseBody::Wormholes { wormholes }));
+            }
+            RequestBody::Shutdown => {
+                tracing::info!("shutdown requested");
+                self.shutting_down = true;
+                for entry in self.wormholes.values() {
+                    entry.commands.do_send(AppCommand::Cancel {
+                        reply: None,
+                        reason: "wormholed is shutting down".into(),
+                    });
+                }
+                client.respond(id, Ok(ResponseBody::Done {}));
+                ctx.run_later(SHUTDOWN_GRACE, |_, _| System::current().stop());
+                self.stop_when_idle();
+            }
+            RequestBody::Hello { .. } => client.respond(
+                id,
+                Err(ControlError::new(
+                    ErrorCode::InvalidState,
+                    "hello was already exchanged",
+                )),
+            ),
+            RequestBody::Unknown => client.respond(
+                id,
+                Err(ControlError::new(ErrorCode::UnknownOp, "unknown operation")),
+            ),
+        }
+    }
+}
+
+impl Handler<SessionGone> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, SessionGone(session): SessionGone, _: &mut Context<Self>) {
+        for entry in self.wormholes.values().filter(|e| e.owner == session) {
+            entry.commands.do_send(AppCommand::Cancel {
+                reply: None,
+                reason: "its client disconnected".into(),
+            });
+        }
+    }
+}
+
+impl Handler<WormholeNote> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, note: WormholeNote, _: &mut Context<Self>) {
+        match note {
+            WormholeNote::Code(id, code) => {
+                if let Some(entry) = self.wormholes.get_mut(&id) {
+                    entry.code = Some(code);
+                }
+            }
+            WormholeNote::State(id, state) => {
+                if let Some(entry) = self.wormholes.get_mut(&id) {
+                    entry.state = state;
+                }
+            }
+            WormholeNote::Finished(id) => {
+                self.wormholes.remove(&id);
+                self.stop_when_idle();
+            }
+        }
+    }
+}

@@ -1,0 +1,143 @@
+//! The composition root: the only place that knows the concrete actor types of a wormhole.
+//!
+//! One wormhole is three actors, as the reference's `Boss` wires its machines:
+//! the [`MailboxConnection`] (websocket IO), a [`MachineHost`] running the pure
+//! [`Wormhole`] machine, and the [`WormholeApp`] (text transfer and control events). They reach
+//! each other only through the `Recipient`s handed out here.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix::prelude::*;
+use wormhole_protocol::control::{WormholeId, WormholeOptions};
+use wormhole_protocol::mailbox::{Event, Input, Output, Wormhole, WormholeConfig};
+
+use crate::app::{AppCommand, AppEvent, WormholeApp, WormholeKind};
+use crate::clock;
+use crate::connection::{Connect, Disconnect, MailboxConnection, SendFrame};
+use crate::host::{Halt, Machine, MachineHost};
+use crate::registry::{Client, WormholeNote};
+
+/// What every new wormhole is made with.
+#[derive(Clone)]
+pub(crate) struct Settings {
+    /// Mailbox server URL.
+    pub(crate) mailbox_url: String,
+    /// Application id.
+    pub(crate) appid: String,
+    /// Words of an allocated code.
+    pub(crate) code_words: usize,
+    /// TLS settings for `wss://`.
+    pub(crate) tls: Arc<rustls::ClientConfig>,
+}
+
+impl Settings {
+    /// These settings with a request's overrides applied.
+    pub(crate) fn with_overrides(&self, options: &WormholeOptions) -> Self {
+        let mut settings = self.clone();
+        if let Some(url) = &options.relay_url {
+            settings.mailbox_url.clone_from(url);
+        }
+        if let Some(appid) = &options.appid {
+            settings.appid.clone_from(appid);
+        }
+        settings
+    }
+}
+
+/// The Wormhole machine as the host sees it: finished once it has reported `Closed`.
+pub(crate) struct HostedWormhole {
+    machine: Wormhole,
+    finished: bool,
+}
+
+impl Machine for HostedWormhole {
+    type Input = Input;
+    type Output = Output;
+
+    fn handle(&mut self, now: Instant, input: Input) {
+        self.machine.handle(now, input);
+    }
+
+    fn poll_output(&mut self) -> Option<Output> {
+        let output = self.machine.poll_output();
+        if let Some(Output::Event(Event::Closed { .. })) = &output {
+            self.finished = true;
+        }
+        output
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.machine.poll_timeout()
+    }
+
+    fn timeout_input() -> Input {
+        Input::Timeout
+    }
+
+    fn is_finished(&self) -> bool {
+        self.finished
+    }
+}
+
+/// Starts wormhole `id` and returns where its commands go.
+pub(crate) fn spawn_wormhole(
+    id: WormholeId,
+    kind: WormholeKind,
+    settings: &Settings,
+    owner: Client,
+    registry: Recipient<WormholeNote>,
+) -> Recipient<AppCommand> {
+    let host_ctx = Context::<MachineHost<HostedWormhole>>::new();
+    let host = host_ctx.address();
+    let connection = MailboxConnection::new(
+        settings.mailbox_url.clone(),
+        Arc::clone(&settings.tls),
+        host.clone().recipient(),
+    )
+    .start();
+
+    let halt = {
+        let host = host.clone();
+        let connection = connection.clone();
+        Box::new(move || {
+            host.do_send(Halt);
+            connection.do_send(Disconnect);
+        })
+    };
+    let code_source = kind.code_source(settings.code_words);
+    let app = WormholeApp::new(
+        id,
+        kind,
+        owner,
+        registry,
+        host.clone().recipient(),
+        halt,
+        settings.code_words,
+    )
+    .start();
+
+    let route = {
+        let connection = connection.clone();
+        let app = app.clone();
+        Box::new(move |output: Output| match output {
+            Output::Connect => connection.do_send(Connect),
+            Output::Disconnect => connection.do_send(Disconnect),
+            Output::SendFrame(text) => connection.do_send(SendFrame(text)),
+            Output::Event(event) => app.do_send(AppEvent(event)),
+        })
+    };
+    let config = WormholeConfig {
+        appid: settings.appid.clone(),
+        side: hex::encode(rand::random::<[u8; 5]>()),
+        app_versions: serde_json::json!({}),
+        extra_versions: serde_json::Map::new(),
+        rng_seed: rand::random(),
+    };
+    let machine = HostedWormhole {
+        machine: Wormhole::new(clock::now(), config, code_source),
+        finished: false,
+    };
+    host_ctx.run(MachineHost::new(machine, route));
+    app.recipient()
+}
