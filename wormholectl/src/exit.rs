@@ -159,7 +159,7 @@ mod tests {
         }
         let failure = Failure::from(ControlError::new(ErrorCode::UnsupportedVersion, "v9"));
         assert!(
-            failure.message.contains("wormholectl shutdown"),
+            failure.message.contains("(v9); stop that wormholed"),
             "{failure}"
         );
     }

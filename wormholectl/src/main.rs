@@ -49,7 +49,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match command {
         Command::Send(args) => transfer::send(&global, args),
         Command::Receive(args) => transfer::receive(&global, args),
-        Command::Config => settings::show(),
+        Command::Config => settings::show(global.json),
         Command::List => admin::list(global.json),
         Command::Cancel { id } => admin::cancel(id),
         Command::Shutdown => admin::shutdown(),
