@@ -1,8 +1,10 @@
 //! A real `wormholed` on a temporary control socket, and `wormholectl` commands that reach it.
 //!
-//! Each [`Daemon`] gets its own temporary folder holding the socket, a nonexistent config file
-//! (so every setting is its default), and `HOME` and the XDG folders, so nothing of the user who
-//! runs the tests is read or written. The daemon announces readiness by printing
+//! Each [`Daemon`] gets its own temporary folder holding the socket, an empty config file (so
+//! every setting is its default unless the environment says otherwise), and `HOME` and the XDG
+//! folders, so nothing of the user who runs the tests is read or written. Its Transit hints are
+//! 127.0.0.1 only (`WORMHOLED_HINT_ADDRESSES`) and, unless a test names one, its transit helper
+//! is a closed port of 127.0.0.1: nothing reaches the public servers. The daemon announces readiness by printing
 //! `wormholed ready <socket path>` as its first stdout line.
 
 use std::ffi::OsString;
@@ -23,6 +25,13 @@ const START_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The transit helper when a test names none: a closed port of 127.0.0.1, never the public relay.
 const NO_TRANSIT_HELPER: &str = "tcp:127.0.0.1:1";
+
+/// Inherited variables that would change the daemon's or wormholectl's settings; removed.
+const CLEARED_ENV: &[&str] = &[
+    "WORMHOLE_ACCEPT_FILE",
+    "WORMHOLE_APPID",
+    "WORMHOLE_CODE_LENGTH",
+];
 
 /// A running `wormholed`. Dropping it kills the daemon and removes its folder.
 #[derive(Debug)]
@@ -51,12 +60,12 @@ impl Daemon {
         let socket = dir.path().join("control.sock");
         let runtime = make_dir(dir.path(), "runtime", 0o700);
         let home = make_dir(dir.path(), "home", 0o700);
+        let config = dir.path().join("wormholed.toml");
+        fs::write(&config, "").unwrap_or_else(|e| panic!("cannot write {}: {e}", config.display()));
         let mut env: Vec<(OsString, OsString)> = vec![
             ("WORMHOLED_SOCKET".into(), socket.clone().into()),
-            (
-                "WORMHOLED_CONFIG".into(),
-                dir.path().join("none.toml").into(),
-            ),
+            ("WORMHOLED_CONFIG".into(), config.into()),
+            ("WORMHOLED_HINT_ADDRESSES".into(), "127.0.0.1".into()),
             ("WORMHOLE_RELAY_URL".into(), relay_url.into()),
             ("WORMHOLE_TRANSIT_HELPER".into(), NO_TRANSIT_HELPER.into()),
             ("XDG_RUNTIME_DIR".into(), runtime.into()),
@@ -72,13 +81,8 @@ impl Daemon {
                 .map(|(k, v)| (OsString::from(k), OsString::from(v))),
         );
 
-        let mut command = Command::new(bin_path("wormholed"));
-        command
-            .current_dir(dir.path())
-            .stdin(Stdio::null())
-            .env_remove("WORMHOLE_ACCEPT_FILE")
-            .envs(env.iter().map(|(k, v)| (k, v)));
-        let mut process = Process::spawn(command);
+        let mut command = hermetic(bin_path("wormholed"), dir.path(), &env);
+        let mut process = Process::spawn(&mut command);
         let announced =
             process.wait_for_stdout("`wormholed ready <socket path>`", START_TIMEOUT, |line| {
                 line.strip_prefix("wormholed ready ").map(PathBuf::from)
@@ -98,13 +102,7 @@ impl Daemon {
     /// A `wormholectl` command (add the arguments) with the daemon's environment (socket,
     /// config, relay URL, home), working directory the daemon's folder, stdin null.
     pub fn ctl(&self) -> Command {
-        let mut command = Command::new(bin_path("wormholectl"));
-        command
-            .current_dir(self.dir.path())
-            .stdin(Stdio::null())
-            .env_remove("WORMHOLE_ACCEPT_FILE")
-            .envs(self.env.iter().map(|(k, v)| (k, v)));
-        command
+        hermetic(bin_path("wormholectl"), self.dir.path(), &self.env)
     }
 
     /// The control socket's path.
@@ -135,6 +133,18 @@ impl Daemon {
             process.kill();
         }
     }
+}
+
+/// A command for `program` in `dir` with stdin null, the settings variables of [`CLEARED_ENV`]
+/// removed, then `env` set (so `env` may set them again).
+fn hermetic(program: PathBuf, dir: &Path, env: &[(OsString, OsString)]) -> Command {
+    let mut command = Command::new(program);
+    command.current_dir(dir).stdin(Stdio::null());
+    for name in CLEARED_ENV {
+        command.env_remove(name);
+    }
+    command.envs(env.iter().map(|(k, v)| (k, v)));
+    command
 }
 
 /// Creates `<parent>/<name>` with `mode` and returns its path.

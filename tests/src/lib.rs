@@ -32,10 +32,10 @@
 //!
 //! let server = MailboxServer::start();
 //! let mut sender =
-//!     Process::spawn(python_wormhole(["--relay-url", &server.url(), "send", "--text", "hi"]));
+//!     Process::spawn(&mut python_wormhole(["--relay-url", &server.url(), "send", "--text", "hi"]));
 //! let code = sender.wormhole_code(TIMEOUT);
 //! let received = wormhole_tests::run(
-//!     python_wormhole(["--relay-url", &server.url(), "receive", "--only-text", &code]),
+//!     &mut python_wormhole(["--relay-url", &server.url(), "receive", "--only-text", &code]),
 //!     TIMEOUT,
 //! );
 //! assert_success(&received);

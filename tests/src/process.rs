@@ -31,8 +31,8 @@ pub struct Process {
 
 impl Process {
     /// Spawns `command` with stdout and stderr piped. Panics if it cannot be started.
-    pub fn spawn(mut command: Command) -> Self {
-        let name = describe(&command);
+    pub fn spawn(command: &mut Command) -> Self {
+        let name = describe(command);
         command.stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = command
             .spawn()
@@ -260,7 +260,7 @@ impl Drop for Process {
 
 /// Runs `command` to completion (stdout and stderr piped) within `timeout`; see
 /// [`Process::wait_with_timeout`].
-pub fn run(command: Command, timeout: Duration) -> Output {
+pub fn run(command: &mut Command, timeout: Duration) -> Output {
     Process::spawn(command).wait_with_timeout(timeout)
 }
 
@@ -431,7 +431,7 @@ mod tests {
                 "echo one; echo 'Wormhole code is: 4-a-b' >&2; echo two",
             ])
             .stdin(Stdio::null());
-        let mut process = Process::spawn(command);
+        let mut process = Process::spawn(&mut command);
         assert_eq!(process.wormhole_code(Duration::from_secs(30)), "4-a-b");
         let output = process.wait_with_timeout(Duration::from_secs(30));
         assert_eq!(assert_success(&output), "one\ntwo\n");
@@ -444,7 +444,7 @@ mod tests {
         let mut command = Command::new("sh");
         // `exec` so that the killed pid is the one holding the pipes.
         command.args(["-c", "exec sleep 600"]).stdin(Stdio::null());
-        run(command, Duration::from_millis(200));
+        run(&mut command, Duration::from_millis(200));
     }
 
     #[test]
@@ -454,6 +454,6 @@ mod tests {
         command
             .args(["-c", "echo nothing here >&2"])
             .stdin(Stdio::null());
-        Process::spawn(command).wormhole_code(Duration::from_secs(30));
+        Process::spawn(&mut command).wormhole_code(Duration::from_secs(30));
     }
 }

@@ -163,7 +163,7 @@ impl PythonServer {
             .env("PYTHONUNBUFFERED", "1")
             // Held open by the Child handle; the server exits when it closes.
             .stdin(Stdio::piped());
-        let mut process = Process::spawn(command);
+        let mut process = Process::spawn(&mut command);
         let wanted = self.port;
         let port = process.wait_for_stdout("`listening <port>`", START_TIMEOUT, |line| {
             line.strip_prefix("listening ")

@@ -33,7 +33,7 @@ fn http_get(port: u16, path: &str) -> String {
 /// Sends `text` with the Python CLI and receives it with the Python CLI, through `server`.
 fn python_text_round_trip(server: &MailboxServer, text: &str) {
     let url = server.url();
-    let mut sender = Process::spawn(python_wormhole([
+    let mut sender = Process::spawn(&mut python_wormhole([
         "--relay-url",
         &url,
         "send",
@@ -43,7 +43,7 @@ fn python_text_round_trip(server: &MailboxServer, text: &str) {
     ]));
     let code = sender.wormhole_code(TIMEOUT);
     let receiver = run(
-        python_wormhole(["--relay-url", &url, "receive", "--only-text", &code]),
+        &mut python_wormhole(["--relay-url", &url, "receive", "--only-text", &code]),
         TIMEOUT,
     );
     assert_eq!(assert_success(&receiver), format!("{text}\n"));
@@ -113,7 +113,7 @@ fn python_sends_a_file_through_the_transit_relay() {
         "data.bin",
     ]);
     send.current_dir(from.path());
-    let mut sender = Process::spawn(send);
+    let mut sender = Process::spawn(&mut send);
     let code = sender.wormhole_code(TIMEOUT);
 
     let mut receive = python_wormhole([
@@ -127,7 +127,7 @@ fn python_sends_a_file_through_the_transit_relay() {
         &code,
     ]);
     receive.current_dir(to.path());
-    let received = run(receive, TIMEOUT);
+    let received = run(&mut receive, TIMEOUT);
     assert_success(&received);
     let sent = sender.wait_with_timeout(TIMEOUT);
     assert_success(&sent);
