@@ -182,7 +182,7 @@ impl Process {
                 self.stderr.drain_to_eof(deadline);
                 format!("exited: {status}")
             }
-            Some(Ok(None)) => "still running".to_owned(),
+            Some(Ok(None)) => "no exit status yet".to_owned(),
             Some(Err(e)) => format!("status unknown: {e}"),
             None => "exited or killed".to_owned(),
         };
