@@ -390,7 +390,7 @@ pub(crate) struct Harness {
 impl Harness {
     pub(crate) fn new() -> Self {
         Self {
-            now: Instant::now(),
+            now: tests::epoch(),
             rng: ChaCha20Rng::from_seed([7; 32]),
             queue: VecDeque::new(),
             out: VecDeque::new(),
