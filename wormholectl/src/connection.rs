@@ -241,6 +241,86 @@ mod tests {
         assert!(lines(b"\xff\n")[0].is_err(), "not UTF-8");
     }
 
+    /// Serves one connection on a fresh socket: answers each request line with the next script
+    /// entry (lines joined by '\n'), then hangs up.
+    fn fake_daemon(name: &str, script: Vec<&'static str>) -> std::path::PathBuf {
+        use std::os::unix::net::UnixListener;
+        let path =
+            std::env::temp_dir().join(format!("wormholectl-{}-{name}.sock", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let listener = UnixListener::bind(&path).expect("binds");
+        std::thread::spawn(move || {
+            let (stream, _) = listener.accept().expect("accepts");
+            let mut reader = BufReader::new(stream.try_clone().expect("clones"));
+            let mut writer = stream;
+            for answer in script {
+                let mut request = String::new();
+                if reader.read_line(&mut request).unwrap_or(0) == 0 {
+                    return;
+                }
+                let _ = writer.write_all(format!("{answer}\n").as_bytes());
+            }
+        });
+        path
+    }
+
+    #[test]
+    fn handshake_requests_and_queued_events() {
+        let path = fake_daemon(
+            "ok",
+            vec![
+                r#"{"id":1,"ok":{"protocol":1,"daemon":"wormholed test"}}"#,
+                "{\"wormhole\":5,\"event\":\"code\",\"code\":\"4-a-b\"}\n\
+                 {\"id\":99,\"ok\":{}}\n{\"id\":2,\"ok\":{\"wormhole\":5}}",
+            ],
+        );
+        let mut connection = Connection::open(&path, Start::Never)
+            .expect("handshake")
+            .expect("a daemon listens");
+        let answer = connection
+            .request(RequestBody::Receive {
+                code: None,
+                options: Default::default(),
+            })
+            .expect("answered");
+        assert_eq!(answer, ResponseBody::Created { wormhole: 5 });
+        let first = connection
+            .next_event()
+            .expect("the event read before the answer");
+        assert_eq!(
+            first.line,
+            r#"{"wormhole":5,"event":"code","code":"4-a-b"}"#
+        );
+        let gone = connection.next_event().expect_err("the daemon hung up");
+        assert_eq!(crate::exit::exit_code_of(&gone), ExitCode::Connection);
+        assert_eq!(gone.to_string(), "lost the connection to wormholed");
+        let _ = std::fs::remove_file(&path);
+    }
+
+    #[test]
+    fn refused_handshake_is_a_clear_failure() {
+        let path = fake_daemon(
+            "old",
+            vec![r#"{"id":1,"error":{"code":"unsupported-version","message":"speaks 2"}}"#],
+        );
+        let error = Connection::open(&path, Start::Never)
+            .err()
+            .expect("refused");
+        assert!(
+            error
+                .to_string()
+                .starts_with("wormholed does not speak the control protocol"),
+            "{error}"
+        );
+        let _ = std::fs::remove_file(&path);
+        assert!(
+            Connection::open(&path, Start::Never)
+                .expect("no error")
+                .is_none(),
+            "nobody listens any more"
+        );
+    }
+
     #[test]
     fn missing_or_refusing_sockets_mean_nobody_listens() {
         assert!(nobody_listens(&io::Error::from(io::ErrorKind::NotFound)));
