@@ -14,7 +14,7 @@
 //!
 //! Outputs: `open` / `add` / `close` commands; `release` → Nameplate; peer messages → Order;
 //! `mailbox_done` → Terminator; a protocol error → Boss when the peer sends more distinct phases
-//! than [`MAX_PHASES`].
+//! than [`MAX_PHASES`], or when more than [`MAX_PENDING`] of ours await their echo.
 
 use std::collections::HashSet;
 
@@ -23,6 +23,8 @@ use super::{boss, nameplate, order, terminator, Ctx, Mood, Route};
 
 /// The most distinct peer phases one wormhole remembers (for de-duplication).
 pub(crate) const MAX_PHASES: usize = 100_000;
+/// The most of our own messages awaiting their echo (the resend queue).
+pub(crate) const MAX_PENDING: usize = 4096;
 
 /// Inputs of the mailbox machine.
 #[derive(Debug)]
@@ -114,9 +116,14 @@ impl Mailbox {
                         ctx.tx(add(&phase, &body));
                     }
                 }
-                match self.pending.iter_mut().find(|(p, _)| *p == phase) {
-                    Some(entry) => entry.1 = body,
-                    None => self.pending.push((phase, body)),
+                if let Some(entry) = self.pending.iter_mut().find(|(p, _)| *p == phase) {
+                    entry.1 = body;
+                } else if self.pending.len() >= MAX_PENDING {
+                    ctx.route(Route::Boss(boss::In::ProtocolError(format!(
+                        "more than {MAX_PENDING} messages not yet acknowledged by the server"
+                    ))));
+                } else {
+                    self.pending.push((phase, body));
                 }
                 state
             }
@@ -319,6 +326,21 @@ mod tests {
             run(&mut m, &mut h, In::Close(Mood::Lonely)),
             vec!["Terminator(MailboxDone)"]
         );
+    }
+
+    #[test]
+    fn resend_queue_is_bounded() {
+        let mut h = Harness::new();
+        let mut m = Mailbox::new(OURS.into());
+        for i in 0..MAX_PENDING {
+            m.handle(add_in(&i.to_string(), b""), &mut h.ctx());
+        }
+        // Replacing a queued phase is fine; a new one is not.
+        m.handle(add_in("0", b"again"), &mut h.ctx());
+        assert!(h.routes().is_empty());
+        let routes = run(&mut m, &mut h, add_in("new", b""));
+        assert_eq!(routes.len(), 1);
+        assert!(routes[0].starts_with("Boss(ProtocolError"));
     }
 
     #[test]

@@ -6,6 +6,27 @@
 //! ([`Output::Connect`]), feeds every text frame in ([`Input::ServerText`]), reports the connection's
 //! fate ([`Input::Connected`], [`Input::ConnectFailed`], [`Input::ConnectionLost`]), sends
 //! [`Output::SendFrame`] text, and arms one timer from [`Wormhole::poll_timeout`].
+//!
+//! Contract with the host:
+//! - The first output is [`Output::Connect`] (unless a [`CodeSource::Set`] code is invalid: then
+//!   the only output is [`Event::Closed`]). Answer every `Connect` with exactly one of
+//!   [`Input::Connected`] or [`Input::ConnectFailed`]; report a drop of an open websocket with
+//!   [`Input::ConnectionLost`]. After `Connected`, `bind` is the first frame, then `claim` /
+//!   `allocate` / `open` / the un-echoed `add`s, and so on.
+//! - The first connection failing ends the wormhole ([`WormholeError::ConnectFailed`]); later
+//!   losses reconnect by themselves (another `Connect` after a backoff armed in `poll_timeout`).
+//! - Closing ([`Input::Close`], or any failure) sends `release` (if held) and `close{mailbox,
+//!   mood}`, waits for `released` and `closed` (reconnecting if needed), then outputs
+//!   [`Output::Disconnect`] (only if a websocket is open or being opened) and finally
+//!   [`Event::Closed`], exactly once. Nothing is output after it and every later input is ignored.
+//! - Outputs of one `handle` call are all queued when it returns (the machines talk through an
+//!   internal FIFO queue, drained first), so `poll_output` until `None` after each call.
+//!
+//! Machines (one file each, named after the reference's): `rendezvous` (connection,
+//! reconnect, routing of server messages), `nameplate`, `mailbox`, `order`, `key`, `send`,
+//! `receive`, `code`, `allocator`, `lister`, `input`, `terminator`, `boss`; the wire types are in
+//! [`server_messages`]. The whole-protocol tests (`tests.rs`) run two `Wormhole`s against an
+//! in-memory model of the mailbox server.
 
 use std::collections::VecDeque;
 use std::time::Instant;
