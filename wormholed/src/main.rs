@@ -16,6 +16,7 @@ mod host;
 mod registry;
 mod server;
 mod session;
+mod transit;
 mod wire;
 
 use std::io::Write;
