@@ -10,6 +10,7 @@
 //! - [`mailbox`]: the Wormhole protocol machines (rendezvous, nameplate, mailbox, order, key, send,
 //!   receive, code, allocator, lister, input, terminator, boss) and the mailbox server wire types.
 //! - [`transfer`]: file-transfer v1 application messages (text offers and answers).
+//! - [`transit`]: Transit hints, the connection race, the handshakes and the record codec.
 //! - [`control`]: the control-socket protocol spoken by wormholed, wormholectl and apps.
 
 pub mod code;
@@ -17,3 +18,4 @@ pub mod control;
 pub mod crypto;
 pub mod mailbox;
 pub mod transfer;
+pub mod transit;
