@@ -24,6 +24,9 @@ pub(crate) struct ControlSession<W: AsyncWrite + Unpin + 'static> {
     gone: Recipient<SessionGone>,
     writer: FramedWrite<String, W, LinesCodec>,
     greeted: bool,
+    /// Set when the session ends itself (an over-long line): the writer flushes the last answer,
+    /// then stops the session through [`WriteHandler::finished`].
+    closing: bool,
 }
 
 impl<W: AsyncWrite + Unpin + 'static> ControlSession<W> {
@@ -46,6 +49,7 @@ impl<W: AsyncWrite + Unpin + 'static> ControlSession<W> {
                 gone,
                 writer: FramedWrite::new(writer, LinesCodec::new(), ctx),
                 greeted: false,
+                closing: false,
             }
         })
     }
@@ -142,6 +146,7 @@ impl<W: AsyncWrite + Unpin + 'static> StreamHandler<Result<String, LinesCodecErr
                         format!("a request line may hold at most {MAX_LINE_BYTES} bytes"),
                     )),
                 );
+                self.closing = true;
                 self.writer.close();
             }
             Err(LinesCodecError::Io(e)) => {
@@ -152,7 +157,12 @@ impl<W: AsyncWrite + Unpin + 'static> StreamHandler<Result<String, LinesCodecErr
     }
 
     fn finished(&mut self, ctx: &mut Context<Self>) {
-        ctx.stop();
+        // tokio-util ends the stream right after a decoding error (the over-long line). Stopping
+        // now would drop the `line-too-long` answer unsent (actix's `FramedWrite` does not flush
+        // on drop); the writer stops the session once that answer is out.
+        if !self.closing {
+            ctx.stop();
+        }
     }
 }
 
