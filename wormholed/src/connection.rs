@@ -3,7 +3,8 @@
 //! States: idle, connecting, open. Inputs: [`Connect`], [`SendFrame`], [`Disconnect`] from the
 //! wormhole's machine host. Outputs (to the host, as the machine's [`Input`]s): `Connected`,
 //! `ConnectFailed`, `ConnectionLost`, `ServerText`, and `Abort` for frames that break the
-//! protocol (binary, fragmented, oversized). It answers pings and pings the server every 30 s.
+//! protocol (binary, fragmented, oversized), followed by `ConnectionLost` as the connection is
+//! dropped. It answers pings and pings the server every 30 s.
 //! Whether and when to reconnect is the machine's decision, not this actor's.
 
 use std::sync::Arc;
@@ -103,11 +104,13 @@ impl MailboxConnection {
         }
     }
 
-    /// The server broke the protocol: drop the connection and end the wormhole.
+    /// The server broke the protocol: end the wormhole, and drop the connection. The drop is
+    /// reported like any other (the machine's host contract): a wormhole that holds a nameplate
+    /// or a mailbox still has to release and close them, which it does over a new connection.
     fn abort(&mut self, ctx: &mut Context<Self>, why: String) {
         tracing::warn!(url = %self.url, "mailbox connection: {why}");
-        self.drop_connection(ctx);
         self.report(Input::Abort(why));
+        self.lost(ctx);
     }
 
     fn client(&self) -> awc::Client {
