@@ -1,8 +1,13 @@
 """Run the reference mailbox server (magic-wormhole-mailbox-server) on 127.0.0.1 for tests.
 
 Builds the same service as `twist wormhole-mailbox` (wormhole_mailbox_server.server_tap) from the
-package's own functions, with an in-memory channel database, no usage database, and the listener
-bound to 127.0.0.1 only. Prints `listening <port>` on stdout once ready; see _harness.py.
+package's own functions, with an in-memory channel database (or the file given by --channel-db,
+so that its state survives a restart), no usage database, and the listener bound to 127.0.0.1
+only. Prints `listening <port>` on stdout once ready; see _harness.py.
+
+--hold-nameplate N makes two made-up sides claim nameplate N (of the file-transfer appid) through
+the server's own claim code before it listens, exactly as two clients that claimed N and have not
+released it yet: a third side that claims N gets `crowded`.
 
 The WebSocket endpoint is ws://127.0.0.1:<port>/v1; GET / answers `Wormhole Relay`.
 """
@@ -15,6 +20,10 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import _harness  # noqa: E402
+
+# The appid and the two sides of --hold-nameplate.
+HOLD_APPID = "lothar.com/wormhole/text-or-file-xfer"
+HOLD_SIDES = ("0000000001", "0000000002")
 
 
 def main():
@@ -32,6 +41,21 @@ def main():
     parser.add_argument(
         "--advertise-version", default=None, help="current_cli_version in the welcome"
     )
+    parser.add_argument(
+        "--channel-db",
+        default=":memory:",
+        metavar="PATH",
+        help="SQLite file for the channel database (default: in memory); a server restarted "
+        "on the same file keeps its nameplates, mailboxes and messages",
+    )
+    parser.add_argument(
+        "--hold-nameplate",
+        action="append",
+        default=[],
+        metavar="NAMEPLATE",
+        help="before listening, let two made-up sides claim NAMEPLATE (appid "
+        "lothar.com/wormhole/text-or-file-xfer), so that a third claim is crowded; repeatable",
+    )
     args = parser.parse_args()
     _harness.start_logging(args)
 
@@ -46,7 +70,7 @@ def main():
     )
     from wormhole_mailbox_server.web import make_web_server
 
-    channel_db = create_or_upgrade_channel_db(":memory:")
+    channel_db = create_or_upgrade_channel_db(args.channel_db)
     server = make_server(
         channel_db,
         allow_list=not args.disallow_list,
@@ -58,6 +82,11 @@ def main():
         welcome_motd=args.motd,
     )
     server.startService()
+
+    for nameplate in args.hold_nameplate:
+        app = server.get_app(HOLD_APPID)
+        for side in HOLD_SIDES:
+            app.claim_nameplate(nameplate, side, time.time())
 
     # The same pruning as server_tap's TimerService, so long tests see the real expiry.
     def expire():

@@ -53,6 +53,31 @@ impl Daemon {
     /// last, so they override the harness's, e.g.
     /// `&[("WORMHOLE_TRANSIT_HELPER", &relay.hint())]`). [`Daemon::ctl`] gets the same ones.
     pub fn start_with_env(relay_url: &str, extra_env: &[(&str, &str)]) -> Self {
+        let mut daemon = Self::prepare(relay_url, extra_env);
+        let mut command = hermetic(bin_path("wormholed"), daemon.dir.path(), &daemon.env);
+        let mut process = Process::spawn(&mut command);
+        let announced =
+            process.wait_for_stdout("`wormholed ready <socket path>`", START_TIMEOUT, |line| {
+                line.strip_prefix("wormholed ready ").map(PathBuf::from)
+            });
+        assert_eq!(
+            announced, daemon.socket,
+            "wormholed announced another socket than WORMHOLED_SOCKET"
+        );
+        daemon.process = Some(process);
+        daemon
+    }
+
+    /// The folder and environment of a daemon for `mailbox`, but no daemon: for the tests of
+    /// wormholectl's on-demand start. A [`Daemon::ctl`] command that needs a daemon then
+    /// starts one of its own, which this value does not stop: stop it with
+    /// `wormholectl shutdown`. [`Daemon::process`] panics.
+    pub fn not_started(mailbox: &MailboxServer) -> Self {
+        Self::prepare(&mailbox.url(), &[])
+    }
+
+    /// The folder, config file and environment of a daemon, with no process yet.
+    fn prepare(relay_url: &str, extra_env: &[(&str, &str)]) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("wormholed-test-")
             .tempdir()
@@ -80,19 +105,8 @@ impl Daemon {
                 .iter()
                 .map(|(k, v)| (OsString::from(k), OsString::from(v))),
         );
-
-        let mut command = hermetic(bin_path("wormholed"), dir.path(), &env);
-        let mut process = Process::spawn(&mut command);
-        let announced =
-            process.wait_for_stdout("`wormholed ready <socket path>`", START_TIMEOUT, |line| {
-                line.strip_prefix("wormholed ready ").map(PathBuf::from)
-            });
-        assert_eq!(
-            announced, socket,
-            "wormholed announced another socket than WORMHOLED_SOCKET"
-        );
         Self {
-            process: Some(process),
+            process: None,
             socket,
             env,
             dir,
@@ -124,7 +138,7 @@ impl Daemon {
     pub fn process(&mut self) -> &mut Process {
         self.process
             .as_mut()
-            .expect("the daemon process is only taken by stop")
+            .expect("the daemon process is only taken by stop (and not_started has none)")
     }
 
     /// Kills the daemon (by its handle) and reaps it. Idempotent.

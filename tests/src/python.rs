@@ -1,14 +1,17 @@
 //! The Python reference: mailbox server, transit relay and `wormhole` CLI, on 127.0.0.1 only.
 //!
 //! The servers are `tests/python/mailbox_server.py` and `tests/python/transit_relay.py`: each
-//! builds the reference service from the package's own functions (in-memory state), listens on
-//! 127.0.0.1 and prints `listening <port>` on stdout once it accepts connections, which is what
-//! the harness waits for. Their stdin is a pipe we hold: they exit when it closes, so a server
+//! builds the reference service from the package's own functions (in-memory state; for the
+//! mailbox server, optionally a database file that survives a restart), listens on 127.0.0.1
+//! and prints `listening <port>` on stdout once it accepts connections, which is what the
+//! harness waits for. Their stdin is a pipe we hold: they exit when it closes, so a server
 //! never outlives the test process even if it is killed.
 
 use std::ffi::OsStr;
 use std::process::{Command, Stdio};
 use std::time::Duration;
+
+use tempfile::TempDir;
 
 use crate::paths::{python_script, venv_python};
 use crate::process::Process;
@@ -21,7 +24,10 @@ const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// Dropping it kills the server.
 #[derive(Debug)]
 pub struct MailboxServer {
+    /// Declared before `db_dir`: the server dies before its database goes.
     server: PythonServer,
+    /// The folder of the channel database of [`MailboxServer::start_persistent`].
+    _db_dir: Option<TempDir>,
 }
 
 impl MailboxServer {
@@ -32,10 +38,31 @@ impl MailboxServer {
 
     /// As [`MailboxServer::start`], with extra arguments for `mailbox_server.py`:
     /// `--disallow-list`, `--motd TEXT`, `--signal-error TEXT`, `--advertise-version V`,
-    /// `--verbose` (Twisted log on stderr).
+    /// `--verbose` (Twisted log on stderr), `--channel-db PATH` (an SQLite file instead of
+    /// memory), `--hold-nameplate N` (two made-up sides claim nameplate N before it listens, so
+    /// a third claim is `crowded`).
     pub fn start_with_args(args: &[&str]) -> Self {
         Self {
             server: PythonServer::start("mailbox_server.py", args, 0),
+            _db_dir: None,
+        }
+    }
+
+    /// As [`MailboxServer::start_with_args`], with the channel database in a file of a temporary
+    /// folder (removed on drop): its nameplates, mailboxes and messages survive
+    /// [`MailboxServer::restart`], as those of a production server do.
+    pub fn start_persistent(args: &[&str]) -> Self {
+        let db_dir = tempfile::Builder::new()
+            .prefix("mailbox-db-")
+            .tempdir()
+            .expect("a temporary folder can be created");
+        let db = db_dir.path().join("channel.sqlite");
+        let db = db.to_str().expect("temporary paths are UTF-8");
+        let mut all = vec!["--channel-db", db];
+        all.extend_from_slice(args);
+        Self {
+            server: PythonServer::start("mailbox_server.py", &all, 0),
+            _db_dir: Some(db_dir),
         }
     }
 
@@ -55,7 +82,8 @@ impl MailboxServer {
     }
 
     /// Stops the server (if running) and starts a new one on the same port, with the same
-    /// arguments. The new one has empty state: nameplates, mailboxes and messages are lost.
+    /// arguments. The new one has empty state (nameplates, mailboxes and messages are lost),
+    /// unless it was started with a channel database file ([`MailboxServer::start_persistent`]).
     pub fn restart(&mut self) {
         self.server.restart();
     }
