@@ -108,6 +108,18 @@ impl Connection {
         let id = self.next_id;
         self.next_id += 1;
         let mut line = serde_json::to_vec(&Request { id, body }).context("encoding a request")?;
+        if line.len() > MAX_LINE_BYTES {
+            // wormholed would close the connection halfway through the line, and the user
+            // would read "lost the connection" instead of the reason.
+            return Err(Failure::new(
+                ExitCode::Usage,
+                format!(
+                    "the request is too large for wormholed ({} bytes; at most {MAX_LINE_BYTES})",
+                    line.len()
+                ),
+            )
+            .into());
+        }
         line.push(b'\n');
         let stream = self.reader.get_mut();
         stream

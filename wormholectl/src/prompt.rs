@@ -31,6 +31,11 @@ pub(crate) fn confirm_verifier(verifier: &str) -> anyhow::Result<bool> {
     let question = format!("Verifier {verifier}. ok? (yes/no): ");
     let stdin = io::stdin();
     if let Some(answer) = ask(&question, &mut stdin.lock())? {
+        if !stdin.is_terminal() {
+            // No terminal echoed the answer and its newline: end the question's line, so that
+            // what follows (e.g. the `Error:` line) starts a line of its own.
+            eprintln!();
+        }
         return Ok(answer);
     }
     match File::open("/dev/tty") {
