@@ -332,7 +332,7 @@ impl Wormhole {
             Input::Timeout => Route::Rendezvous(rendezvous::In::Timeout),
             Input::Send(plaintext) => Route::Boss(boss::In::Send(plaintext)),
             Input::Close => Route::Boss(boss::In::Close),
-            Input::Abort(why) => Route::Boss(boss::In::ProtocolError(why)),
+            Input::Abort(why) => Route::Boss(boss::In::Fatal(WormholeError::Protocol(why))),
             Input::RefreshNameplates => Route::Input(input::In::Refresh),
             Input::ChooseNameplate(nameplate) => {
                 Route::Input(input::In::ChooseNameplate(nameplate))
