@@ -503,3 +503,28 @@ fn a_custom_appid_works_in_both_directions() {
     assert_received(&received, "to ours");
     assert_ok(&sender.wait_with_timeout(TIMEOUT), "the Python sender");
 }
+
+/// A text whose mailbox frame exceeds what our daemon accepts from the mailbox server (1 MiB,
+/// `MAX_FRAME_BYTES` of wormholed; 1.1 MB of text is a 2.2 MB frame of hex) ends our receiver
+/// promptly with exit 1 and one error line naming the cause, instead of hanging (the daemon
+/// dropped the connection, so the close handshake it used to start could never finish).
+/// Python → Python carries such a text; if the limit is raised past it, make the text larger.
+#[test]
+fn a_mailbox_frame_over_our_limit_fails_ours_instead_of_hanging() {
+    let server = MailboxServer::start();
+    let daemon = Daemon::start(&server);
+    let text = "abcdefghij".repeat(110_000);
+    let mut send = python(&server, &["send", "--no-qr", "--text", "-"]);
+    send.stdin(Stdio::piped());
+    let mut sender = Process::spawn(&mut send);
+    sender
+        .take_stdin()
+        .write_all(text.as_bytes())
+        .expect("the text can be written to the Python sender");
+    let code = sender.wormhole_code(TIMEOUT);
+    let received = run(&mut ours(&daemon, &["receive", &code]), TIMEOUT);
+    assert_our_failure(&received, 1, &["frame larger than"]);
+    // The Python sender waits for an answer that never comes (as with any vanished peer);
+    // dropping it kills it.
+    drop(sender);
+}
