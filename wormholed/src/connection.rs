@@ -104,9 +104,9 @@ impl MailboxConnection {
         }
     }
 
-    /// The server broke the protocol: end the wormhole, and drop the connection. The drop is
-    /// reported like any other (the machine's host contract): a wormhole that holds a nameplate
-    /// or a mailbox still has to release and close them, which it does over a new connection.
+    /// The server broke the protocol: end the wormhole (`Abort`, which the machine treats as
+    /// fatal), then drop the connection and report that like any other drop, as the machine's
+    /// host contract asks: no machine is left waiting for a reply on a connection that is gone.
     fn abort(&mut self, ctx: &mut Context<Self>, why: String) {
         tracing::warn!(url = %self.url, "mailbox connection: {why}");
         self.report(Input::Abort(why));
