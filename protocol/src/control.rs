@@ -38,6 +38,17 @@ pub struct WormholeOptions {
     pub appid: Option<String>,
 }
 
+/// Transit settings a client may override per file transfer.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransitOptions {
+    /// Transit relay, `tcp:HOST:PORT` (the Python CLI's `--transit-helper`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transit_helper: Option<String>,
+    /// Do not listen for direct connections (`--no-listen`): only dial out and use relays.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub no_listen: bool,
+}
+
 /// The operations, tagged by `op`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "kebab-case")]
@@ -67,15 +78,57 @@ pub enum RequestBody {
         #[serde(flatten)]
         options: WormholeOptions,
     },
+    /// Send a file or a directory through a new wormhole.
+    SendFile {
+        /// Absolute path of the file or directory (the daemon resolves nothing relative).
+        path: String,
+        /// Use this code instead of allocating one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        code: Option<String>,
+        /// Number of words of an allocated code (default from config).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        code_length: Option<usize>,
+        /// Wait for a `verify` request after the `key` event before sending.
+        #[serde(default)]
+        verify: bool,
+        /// Per-wormhole settings.
+        #[serde(flatten)]
+        options: WormholeOptions,
+        /// Transit settings.
+        #[serde(flatten)]
+        transit: TransitOptions,
+    },
     /// Receive through a new wormhole; without `code`, the code is typed interactively
-    /// (`complete`, then `set-code`).
+    /// (`complete`, then `set-code`). A file or directory offer produces an `offer` event, then
+    /// waits for an `accept` request, unless `accept_file` is set.
     Receive {
         /// The code, when known.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         code: Option<String>,
+        /// Accept a file or directory offer without asking (`--accept-file`).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        accept_file: bool,
+        /// Absolute path to write to instead of the offered name in the daemon's working
+        /// directory (`--output-file`; the client resolves it against its own directory).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        output: Option<String>,
+        /// Absolute folder that receives the offered name when `output` is not given (the
+        /// client's working directory); default: the daemon's working directory.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        directory: Option<String>,
         /// Per-wormhole settings.
         #[serde(flatten)]
         options: WormholeOptions,
+        /// Transit settings.
+        #[serde(flatten)]
+        transit: TransitOptions,
+    },
+    /// Answer an `offer` event: receive the file or directory, or decline it.
+    Accept {
+        /// The wormhole waiting.
+        wormhole: WormholeId,
+        /// Whether to receive it.
+        accept: bool,
     },
     /// Tab completion of a partly typed code, for a `receive` without code. Answers once the
     /// nameplate list has been fetched from the server. A prefix that ends in a complete
@@ -268,6 +321,38 @@ pub enum EventKind {
         /// What happened.
         message: String,
     },
+    /// The peer offers a file or directory (receiver). Unless `accept_file` was set, the
+    /// daemon waits for an `accept` request.
+    Offer {
+        /// `file` or `directory`.
+        kind: String,
+        /// The offered name, reduced to its last component.
+        name: String,
+        /// Bytes that will travel (the file size, or the zip size of a directory).
+        size: u64,
+        /// Regular files inside a directory.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        numfiles: Option<u64>,
+        /// Total size of the files inside a directory.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        numbytes: Option<u64>,
+        /// The absolute path the data will be written to.
+        destination: String,
+    },
+    /// Data is moving over Transit (at most about ten a second, plus one at the end).
+    Progress {
+        /// Bytes sent or received so far.
+        done: u64,
+        /// Bytes in all.
+        total: u64,
+    },
+    /// The file or directory is complete and in place (receiver).
+    Received {
+        /// Its final absolute path.
+        path: String,
+    },
+    /// The receiver confirmed the file or directory (sender).
+    Sent {},
     /// The wormhole failed; `closed` follows.
     Error {
         /// Machine-readable kind.
@@ -303,8 +388,12 @@ pub enum FailureKind {
     Protocol,
     /// The peer reported an error (e.g. it rejected the verifier).
     Peer,
-    /// The user rejected the verifier.
+    /// The user rejected the verifier, or a file transfer was declined (by either side).
     Rejected,
+    /// Moving the data failed: Transit, a bad hash, the peer went away, a local file error.
+    Transfer,
+    /// Not enough free space for the offered data.
+    DiskFull,
     /// Cancelled by a client, or its owner disconnected, or the daemon shut down.
     Cancelled,
     /// The code is malformed.
@@ -390,6 +479,42 @@ mod tests {
     }
 
     #[test]
+    fn file_request_shapes() {
+        let lines = [
+            r#"{"id":5,"op":"send-file","path":"/home/u/a.pdf","verify":false}"#,
+            r#"{"id":6,"op":"send-file","path":"/d","code":"4-a-b","verify":true,"relay_url":"ws://x/v1","transit_helper":"tcp:h:1","no_listen":true}"#,
+            r#"{"id":7,"op":"receive","code":"4-a-b","accept_file":true,"output":"/tmp/o","transit_helper":"tcp:h:1","no_listen":true}"#,
+            r#"{"id":8,"op":"receive","code":"4-a-b"}"#,
+            r#"{"id":8,"op":"receive","directory":"/home/u"}"#,
+            r#"{"id":9,"op":"accept","wormhole":3,"accept":false}"#,
+        ];
+        for line in lines {
+            let request = parse_request(line).expect(line);
+            assert_eq!(serde_json::to_string(&request).expect("serialises"), line);
+        }
+        let request = parse_request(
+            r#"{"id":7,"op":"receive","code":"4-a-b","accept_file":true,"output":"/tmp/o","no_listen":true}"#,
+        )
+        .expect("receive");
+        assert_eq!(
+            request.body,
+            RequestBody::Receive {
+                code: Some("4-a-b".into()),
+                accept_file: true,
+                output: Some("/tmp/o".into()),
+                directory: None,
+                options: WormholeOptions::default(),
+                transit: TransitOptions {
+                    transit_helper: None,
+                    no_listen: true
+                },
+            }
+        );
+        let (id, err) = parse_request(r#"{"id":2,"op":"send-file"}"#).expect_err("needs a path");
+        assert_eq!((id, err.code), (Some(2), ErrorCode::BadRequest));
+    }
+
+    #[test]
     fn unknown_op_and_malformed_requests() {
         let request = parse_request(r#"{"id":7,"op":"frobnicate","x":1}"#).expect("parses");
         assert_eq!(request.body, RequestBody::Unknown);
@@ -415,6 +540,13 @@ mod tests {
             r#"{"wormhole":5,"event":"key","verifier":"ab","confirm":false}"#,
             r#"{"wormhole":5,"event":"error","kind":"wrong-code","message":"bad"}"#,
             r#"{"wormhole":5,"event":"closed","mood":"happy"}"#,
+            r#"{"wormhole":5,"event":"offer","kind":"file","name":"a.pdf","size":3,"destination":"/tmp/a.pdf"}"#,
+            r#"{"wormhole":5,"event":"offer","kind":"directory","name":"d","size":300,"numfiles":2,"numbytes":10,"destination":"/tmp/d"}"#,
+            r#"{"wormhole":5,"event":"progress","done":1,"total":3}"#,
+            r#"{"wormhole":5,"event":"received","path":"/tmp/a.pdf"}"#,
+            r#"{"wormhole":5,"event":"sent"}"#,
+            r#"{"wormhole":5,"event":"error","kind":"disk-full","message":"no room"}"#,
+            r#"{"wormhole":5,"event":"error","kind":"transfer","message":"gone"}"#,
         ];
         for line in lines {
             let parsed: DaemonLine = serde_json::from_str(line).expect(line);

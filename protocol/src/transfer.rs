@@ -26,10 +26,22 @@
 //! - Outputs ([`TextReceiverOutput`]): `ReceivedText`, `SendToPeer` (the ack), `Done`; or for a file
 //!   or directory offer (not supported yet) `SendToPeer` (an error for the sender) and `Failed`.
 //!
+//! Files and directories: [`FileSender`] and [`FileReceiver`] (module `file`), and the pure rules of
+//! names, zip entries and the transit ack in [`layout`].
+//!
 //! Neither machine has timers. Once finished, a machine ignores every input. Closing the wormhole
 //! (mood `happy` after `Done`, otherwise `errory`) is the host's job.
 
 use std::collections::VecDeque;
+
+mod file;
+pub mod layout;
+
+pub use file::{
+    FileReceiver, FileReceiverInput, FileReceiverOutput, FileSender, FileSenderInput,
+    FileSenderOutput, IncomingOffer,
+};
+pub use layout::{ack_record, check_ack, LayoutError};
 
 use serde::de::Error as _;
 use serde::ser::SerializeMap;
@@ -286,6 +298,34 @@ pub enum TransferError {
         /// The total size of the files inside.
         numbytes: u64,
     },
+    /// The receiver's ack record says something else than `ok`.
+    #[error("Transfer failed (remote says: {0:?})")]
+    AckNotOk(String),
+    /// The receiver's SHA-256 of the data differs from ours.
+    #[error("Transfer failed (bad remote hash)")]
+    BadHash,
+    /// The receiver answered a file offer with `message_ack`.
+    #[error("the peer answered with message_ack instead of file_ack")]
+    MessageAckForFile,
+    /// We declined the offer (the user said no, or a local check failed); the sender has been
+    /// told `transfer rejected`.
+    #[error("transfer rejected: {0}")]
+    Declined(String),
+    /// The sender offered a file or directory without sending its `transit` first.
+    #[error("the peer offered a file without transit hints, transfer abandoned")]
+    NoTransit,
+    /// A second offer arrived.
+    #[error("duplicate offer")]
+    DuplicateOffer,
+    /// A directory offer with a `mode` other than `zipfile/…`.
+    #[error("unknown directory-transfer mode {0:?}")]
+    UnknownMode(String),
+    /// The offered name or a zip entry is unusable or hostile.
+    #[error(transparent)]
+    Layout(#[from] LayoutError),
+    /// Moving the data failed (Transit, disk, hash); the peer has been told when possible.
+    #[error("{0}")]
+    Transfer(String),
     /// The sender's offer is of no known type. It has been told `unknown offer type`.
     #[error("the peer made an offer of unknown type: {offer}")]
     UnknownOffer {

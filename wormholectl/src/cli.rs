@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
-use wormhole_protocol::control::WormholeOptions;
+use wormhole_protocol::control::{TransitOptions, WormholeOptions};
 
 /// Send and receive through Magic Wormhole, via the wormholed daemon.
 ///
@@ -34,6 +34,14 @@ pub(crate) struct GlobalArgs {
     /// Application id to use [default: from wormholed's config]
     #[arg(long, global = true, env = "WORMHOLE_APPID", value_name = "APPID")]
     pub(crate) appid: Option<String>,
+    /// Transit relay to use, tcp:HOST:PORT [default: from wormholed's config]
+    #[arg(
+        long,
+        global = true,
+        env = "WORMHOLE_TRANSIT_HELPER",
+        value_name = "tcp:HOST:PORT"
+    )]
+    pub(crate) transit_helper: Option<String>,
     /// Print each event from wormholed as one JSON line on standard output
     #[arg(long, global = true)]
     pub(crate) json: bool,
@@ -47,15 +55,34 @@ impl GlobalArgs {
             appid: self.appid.clone(),
         }
     }
+
+    /// The Transit settings to put in a file request.
+    pub(crate) fn transit_options(&self, no_listen: bool) -> TransitOptions {
+        TransitOptions {
+            transit_helper: self.transit_helper.clone(),
+            no_listen,
+        }
+    }
+}
+
+/// Options of `send` and `receive` about the file data path.
+#[derive(Debug, Default, Args)]
+pub(crate) struct DataArgs {
+    /// Suppress progress-bar display
+    #[arg(long)]
+    pub(crate) hide_progress: bool,
+    /// (debug) Don't open a listening socket for Transit
+    #[arg(long)]
+    pub(crate) no_listen: bool,
 }
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
-    /// Send a text message (files arrive in a later version)
+    /// Send a text message, file, or directory
     #[command(visible_alias = "tx")]
     Send(SendArgs),
-    /// Receive a text message (from `wormhole send` or `wormholectl send`)
+    /// Receive a text message, file, or directory (from `wormhole send` or `wormholectl send`)
     #[command(visible_alias = "rx")]
     Receive(ReceiveArgs),
     /// Print each effective setting, its value and where it came from
@@ -84,9 +111,17 @@ pub(crate) struct SendArgs {
     #[arg(short = 'v', long)]
     pub(crate) verify: bool,
     /// Text message to send, instead of a file. Use '-' to read from stdin.
-    #[arg(long, value_name = "MESSAGE", allow_hyphen_values = true)]
+    #[arg(
+        long,
+        value_name = "MESSAGE",
+        allow_hyphen_values = true,
+        conflicts_with = "what"
+    )]
     pub(crate) text: Option<String>,
-    /// The file or directory to send (a later version)
+    /// Progress and Transit options.
+    #[command(flatten)]
+    pub(crate) data: DataArgs,
+    /// The file or directory to send
     #[arg(value_name = "FILE")]
     pub(crate) what: Option<PathBuf>,
 }
@@ -97,6 +132,16 @@ pub(crate) struct ReceiveArgs {
     /// Display verification string
     #[arg(short = 'v', long)]
     pub(crate) verify: bool,
+    /// Accept file transfer without asking for confirmation
+    #[arg(long, env = "WORMHOLE_ACCEPT_FILE")]
+    pub(crate) accept_file: bool,
+    /// The file or directory to create, overriding the name suggested by the sender. If the
+    /// directory exists already, the incoming transfer will be put inside it.
+    #[arg(short = 'o', long, value_name = "FILENAME|DIRNAME")]
+    pub(crate) output_file: Option<PathBuf>,
+    /// Progress and Transit options.
+    #[command(flatten)]
+    pub(crate) data: DataArgs,
     /// The code from the sender; without it, it is asked for, with tab completion
     #[arg(value_name = "CODE")]
     pub(crate) code: Option<String>,
@@ -228,6 +273,43 @@ mod tests {
             parse(&["wormholectl", "config"]).command,
             Command::Config
         ));
+    }
+
+    #[test]
+    fn file_flags() {
+        let cli = parse(&[
+            "wormholectl",
+            "--transit-helper",
+            "tcp:127.0.0.1:4001",
+            "send",
+            "--no-listen",
+            "--hide-progress",
+            "report.pdf",
+        ]);
+        assert_eq!(
+            cli.global.transit_helper.as_deref(),
+            Some("tcp:127.0.0.1:4001")
+        );
+        let Command::Send(send) = cli.command else {
+            panic!("send expected")
+        };
+        assert!(send.data.no_listen && send.data.hide_progress);
+        assert_eq!(send.what, Some(PathBuf::from("report.pdf")));
+        let cli = parse(&[
+            "wormholectl",
+            "receive",
+            "--accept-file",
+            "-o",
+            "out",
+            "--no-listen",
+            "4-a-b",
+        ]);
+        let Command::Receive(args) = cli.command else {
+            panic!("receive expected")
+        };
+        assert!(args.accept_file && args.data.no_listen);
+        assert_eq!(args.output_file, Some(PathBuf::from("out")));
+        assert!(Cli::try_parse_from(["wormholectl", "send", "--text", "x", "f"]).is_err());
     }
 
     #[test]

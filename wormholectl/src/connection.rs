@@ -292,7 +292,11 @@ mod tests {
         let answer = connection
             .request(RequestBody::Receive {
                 code: None,
+                accept_file: false,
+                output: None,
+                directory: None,
                 options: Default::default(),
+                transit: Default::default(),
             })
             .expect("answered");
         assert_eq!(answer, ResponseBody::Created { wormhole: 5 });

@@ -61,6 +61,36 @@ fn ask(question: &str, input: &mut impl BufRead) -> anyhow::Result<Option<bool>>
     }
 }
 
+/// Asks on stderr whether to receive the offered file or directory: `ok? (y/N): `. Reads
+/// standard input, else the terminal; anything but `y`/`yes` (any case), including no answer,
+/// is no.
+pub(crate) fn confirm_offer() -> anyhow::Result<bool> {
+    let question = "ok? (y/N): ";
+    let read = |input: &mut dyn BufRead| -> anyhow::Result<Option<bool>> {
+        eprint!("{question}");
+        io::stderr().flush().context("writing to stderr")?;
+        let mut answer = String::new();
+        if input.read_line(&mut answer).context("reading the answer")? == 0 {
+            eprintln!();
+            return Ok(None);
+        }
+        Ok(Some(accepts_offer(&answer)))
+    };
+    let stdin = io::stdin();
+    if let Some(answer) = read(&mut stdin.lock())? {
+        return Ok(answer);
+    }
+    match File::open("/dev/tty") {
+        Ok(tty) => Ok(read(&mut BufReader::new(tty))?.unwrap_or(false)),
+        Err(_) => Ok(false),
+    }
+}
+
+/// `y` or `yes` (any case) → true; anything else, the empty answer included, → false.
+fn accepts_offer(answer: &str) -> bool {
+    matches!(answer.trim().to_lowercase().as_str(), "y" | "yes")
+}
+
 /// `yes` → true, `no` → false (any case, surrounding whitespace ignored), else `None`.
 fn parse_answer(answer: &str) -> Option<bool> {
     let answer = answer.trim().to_lowercase();
@@ -163,6 +193,15 @@ impl Helper for CodeHelper<'_> {}
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn offer_answers_default_to_no() {
+        assert!(accepts_offer("y\n"));
+        assert!(accepts_offer(" Yes "));
+        assert!(!accepts_offer("\n"));
+        assert!(!accepts_offer("n"));
+        assert!(!accepts_offer("sure"));
+    }
 
     #[test]
     fn answers() {

@@ -39,6 +39,18 @@ pub(crate) enum Step {
         /// Hex verifier.
         verifier: String,
     },
+    /// A file or directory is offered (its description is printed): accept it or not, unless
+    /// `--accept-file` already did.
+    Offer,
+    /// Data is moving: update the progress bar.
+    Progress {
+        /// Bytes so far.
+        done: u64,
+        /// Bytes in all.
+        total: u64,
+    },
+    /// The data has arrived or was confirmed: finish the progress bar.
+    DataDone,
     /// The wormhole is closed: exit with this.
     Done(Result<(), Failure>),
 }
@@ -51,6 +63,12 @@ pub(crate) struct Session {
     failure: Option<Failure>,
     /// Whether a `message` event arrived (receiver).
     got_message: bool,
+    /// Whether this sender sends a file or directory (not a text).
+    file: bool,
+    /// The kind of the offer (`file` or `directory`), once one arrived (receiver).
+    offered: Option<String>,
+    /// Whether the file or directory arrived (`received`) or was confirmed (`sent`).
+    got_file: bool,
 }
 
 impl Session {
@@ -60,6 +78,17 @@ impl Session {
             role,
             failure: None,
             got_message: false,
+            file: false,
+            offered: None,
+            got_file: false,
+        }
+    }
+
+    /// A sender session for a file or directory.
+    pub(crate) fn sending_file(role: Role) -> Self {
+        Self {
+            file: true,
+            ..Self::new(role)
         }
     }
 
@@ -111,6 +140,50 @@ impl Session {
                     self.failure = Some(Failure::new(ExitCode::of_failure(*kind), message.clone()));
                 }
             }
+            EventKind::Offer {
+                kind,
+                name,
+                size,
+                numfiles,
+                numbytes,
+                ..
+            } => {
+                let size = natural_size(usize::try_from(*size).unwrap_or(usize::MAX));
+                let name = name.escape_debug();
+                self.offered = Some(kind.clone());
+                if kind == "directory" {
+                    writeln!(human, "Receiving directory ({size}) into: {name}/")?;
+                    if let (Some(files), Some(bytes)) = (numfiles, numbytes) {
+                        let bytes = natural_size(usize::try_from(*bytes).unwrap_or(usize::MAX));
+                        writeln!(human, "{files} files, {bytes} (uncompressed)")?;
+                    }
+                } else {
+                    writeln!(human, "Receiving file ({size}) into: {name}")?;
+                }
+                human.flush()?;
+                return Ok(Step::Offer);
+            }
+            EventKind::Progress { done, total } => {
+                return Ok(Step::Progress {
+                    done: *done,
+                    total: *total,
+                })
+            }
+            EventKind::Received { path } => {
+                self.got_file = true;
+                let what = if self.offered.as_deref() == Some("directory") {
+                    "Received files written to"
+                } else {
+                    "Received file written to"
+                };
+                writeln!(human, "{what}: {}", path.escape_debug())?;
+                return Ok(Step::DataDone);
+            }
+            EventKind::Sent {} => {
+                self.got_file = true;
+                writeln!(human, "Confirmation received. Transfer complete.")?;
+                return Ok(Step::DataDone);
+            }
             EventKind::Closed { mood } => return self.closed(mood, human).map(Step::Done),
             EventKind::Unknown => {}
         }
@@ -138,11 +211,21 @@ impl Session {
             return Ok(Err(Failure::new(code, why)));
         }
         match self.role {
+            Role::Sender { .. } if self.file => {
+                if self.got_file {
+                    Ok(Ok(()))
+                } else {
+                    Ok(Err(Failure::new(
+                        ExitCode::Failure,
+                        "the wormhole closed before the transfer was confirmed",
+                    )))
+                }
+            }
             Role::Sender { .. } => {
                 writeln!(human, "text message sent")?;
                 Ok(Ok(()))
             }
-            Role::Receiver { .. } if self.got_message => Ok(Ok(())),
+            Role::Receiver { .. } if self.got_message || self.got_file => Ok(Ok(())),
             Role::Receiver { .. } => Ok(Err(Failure::new(
                 ExitCode::Failure,
                 "the wormhole closed without a message",
@@ -319,6 +402,74 @@ mod tests {
         assert!(matches!(exit_of(step), Err((3, _))));
         let (_, _, step) = run(Role::Receiver { verify: false }, &[closed("happy")]);
         assert!(matches!(exit_of(step), Err((1, m)) if m.contains("without a message")));
+    }
+
+    #[test]
+    fn file_events() {
+        let (human, data, step) = run(
+            Role::Receiver { verify: false },
+            &[
+                EventKind::Offer {
+                    kind: "directory".into(),
+                    name: "photos".into(),
+                    size: 2_100_000,
+                    numfiles: Some(3),
+                    numbytes: Some(2_000_000),
+                    destination: "/tmp/photos".into(),
+                },
+                EventKind::Progress {
+                    done: 1,
+                    total: 2_100_000,
+                },
+                EventKind::Received {
+                    path: "/tmp/photos".into(),
+                },
+                closed("happy"),
+            ],
+        );
+        assert_eq!(
+            human,
+            "Receiving directory (2.1 MB) into: photos/\n3 files, 2.0 MB (uncompressed)\n\
+             Received files written to: /tmp/photos\n"
+        );
+        assert_eq!(data, "");
+        assert_eq!(exit_of(step), Ok(()));
+
+        let mut session = Session::new(Role::Receiver { verify: false });
+        let step = session
+            .handle(
+                &EventKind::Offer {
+                    kind: "file".into(),
+                    name: "a\u{1b}[2J.pdf".into(),
+                    size: 2_100_000,
+                    numfiles: None,
+                    numbytes: None,
+                    destination: "/x".into(),
+                },
+                &mut Vec::new(),
+                &mut io::sink(),
+            )
+            .expect("writes");
+        assert!(matches!(step, Step::Offer));
+
+        let mut session = Session::sending_file(Role::Sender { verify: false });
+        let mut human = Vec::new();
+        session
+            .handle(&EventKind::Sent {}, &mut human, &mut io::sink())
+            .expect("writes");
+        let step = session
+            .handle(&closed("happy"), &mut human, &mut io::sink())
+            .expect("writes");
+        assert!(matches!(step, Step::Done(Ok(()))));
+        assert_eq!(
+            String::from_utf8(human).expect("UTF-8"),
+            "Confirmation received. Transfer complete.\n"
+        );
+        let mut session = Session::sending_file(Role::Sender { verify: false });
+        let step = session
+            .handle(&closed("happy"), &mut Vec::new(), &mut io::sink())
+            .expect("writes");
+        assert!(matches!(step, Step::Done(Err(_))));
     }
 
     #[test]

@@ -3,9 +3,11 @@
 //! Mirrors `cli/cmd_send.py` and `cli/cmd_receive.py` of the reference for what the user sees;
 //! the protocol itself runs in wormholed.
 
-use std::io::{self, Read, Write};
+use std::io::{self, IsTerminal, Read, Write};
+use std::path::Path;
 
 use anyhow::{anyhow, Context};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use wormhole_protocol::control::{RequestBody, ResponseBody, WormholeId};
 
 use crate::cli::{GlobalArgs, ReceiveArgs, SendArgs};
@@ -26,13 +28,7 @@ pub(crate) fn send(global: &GlobalArgs, args: SendArgs) -> anyhow::Result<()> {
             text
         }
         Some(text) => text.to_owned(),
-        None => {
-            return Err(Failure::new(
-                ExitCode::Usage,
-                "sending files arrives in a later version; use --text",
-            )
-            .into())
-        }
+        None => return send_file(global, args),
     };
     eprintln!("Sending text message ({})", natural_size(text.len()));
     let mut connection = connect()?;
@@ -46,10 +42,56 @@ pub(crate) fn send(global: &GlobalArgs, args: SendArgs) -> anyhow::Result<()> {
     follow(
         &mut connection,
         wormhole,
-        Role::Sender {
+        Session::new(Role::Sender {
             verify: args.verify,
-        },
-        global.json,
+        }),
+        Display::new(global.json, true),
+    )
+}
+
+/// `wormholectl send FILE`.
+fn send_file(global: &GlobalArgs, args: SendArgs) -> anyhow::Result<()> {
+    let Some(what) = args.what.as_deref() else {
+        return Err(Failure::new(
+            ExitCode::Usage,
+            "give a file or directory to send, or --text MESSAGE",
+        )
+        .into());
+    };
+    let path =
+        std::path::absolute(what).with_context(|| format!("resolving {}", what.display()))?;
+    let meta = std::fs::metadata(&path).map_err(|_| {
+        Failure::new(
+            ExitCode::Usage,
+            format!("Cannot send: no file/directory named '{}'", what.display()),
+        )
+    })?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if meta.is_dir() {
+        eprintln!("Building zipfile..");
+    } else {
+        let size = natural_size(usize::try_from(meta.len()).unwrap_or(usize::MAX));
+        eprintln!("Sending {size} file named '{}'", name.escape_debug());
+    }
+    let mut connection = connect()?;
+    let wormhole = created(connection.request(RequestBody::SendFile {
+        path: path.to_string_lossy().into_owned(),
+        code: args.code,
+        code_length: args.code_length,
+        verify: args.verify,
+        options: global.wormhole_options(),
+        transit: global.transit_options(args.data.no_listen),
+    })?)?;
+    follow(
+        &mut connection,
+        wormhole,
+        Session::sending_file(Role::Sender {
+            verify: args.verify,
+        }),
+        Display::new(global.json, args.data.hide_progress),
     )
 }
 
@@ -57,22 +99,83 @@ pub(crate) fn send(global: &GlobalArgs, args: SendArgs) -> anyhow::Result<()> {
 pub(crate) fn receive(global: &GlobalArgs, args: ReceiveArgs) -> anyhow::Result<()> {
     let mut connection = connect()?;
     let interactive = args.code.is_none();
+    let cwd = std::env::current_dir().context("reading the current directory")?;
+    let output = args
+        .output_file
+        .as_deref()
+        .map(|out| absolute_in(&cwd, out).to_string_lossy().into_owned());
     let wormhole = created(connection.request(RequestBody::Receive {
         code: args.code,
+        accept_file: args.accept_file,
+        output,
+        directory: Some(cwd.to_string_lossy().into_owned()),
         options: global.wormhole_options(),
+        transit: global.transit_options(args.data.no_listen),
     })?)?;
     if interactive {
         let code = prompt::read_code(&mut connection, wormhole)?;
         connection.request(RequestBody::SetCode { wormhole, code })?;
     }
+    let mut display = Display::new(global.json, args.data.hide_progress);
+    display.accept_file = args.accept_file;
     follow(
         &mut connection,
         wormhole,
-        Role::Receiver {
+        Session::new(Role::Receiver {
             verify: args.verify,
-        },
-        global.json,
+        }),
+        display,
     )
+}
+
+/// `path` made absolute against `cwd` (no symlink is resolved).
+fn absolute_in(cwd: &Path, path: &Path) -> std::path::PathBuf {
+    if path.is_absolute() {
+        path.to_owned()
+    } else {
+        cwd.join(path)
+    }
+}
+
+/// How events are shown: JSON lines or text, and the progress bar.
+struct Display {
+    json: bool,
+    hide_progress: bool,
+    accept_file: bool,
+    bar: Option<ProgressBar>,
+}
+
+impl Display {
+    fn new(json: bool, hide_progress: bool) -> Self {
+        Self {
+            json,
+            hide_progress: hide_progress || json || !io::stderr().is_terminal(),
+            accept_file: false,
+            bar: None,
+        }
+    }
+
+    fn progress(&mut self, done: u64, total: u64) {
+        if self.hide_progress {
+            return;
+        }
+        let bar = self.bar.get_or_insert_with(|| {
+            let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+            if let Ok(style) = ProgressStyle::with_template(
+                "{percent:>3}% |{wide_bar}| {bytes}/{total_bytes} [{elapsed_precise}<{eta_precise}, {bytes_per_sec}]",
+            ) {
+                bar.set_style(style);
+            }
+            bar
+        });
+        bar.set_position(done);
+    }
+
+    fn finish(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish();
+        }
+    }
 }
 
 /// Connects to the daemon of our configuration, starting it if needed.
@@ -96,10 +199,10 @@ fn created(answer: ResponseBody) -> anyhow::Result<WormholeId> {
 fn follow(
     connection: &mut Connection,
     wormhole: WormholeId,
-    role: Role,
-    json: bool,
+    mut session: Session,
+    mut display: Display,
 ) -> anyhow::Result<()> {
-    let mut session = Session::new(role);
+    let json = display.json;
     let stdout = io::stdout();
     let stderr = io::stderr();
     loop {
@@ -128,7 +231,25 @@ fn follow(
                     }
                 }
             }
-            Step::Done(result) => return result.map_err(Into::into),
+            Step::Offer => {
+                if !display.accept_file {
+                    let accept = prompt::confirm_offer()?;
+                    if !accept {
+                        eprintln!("transfer rejected");
+                    }
+                    if let Err(e) = connection.request(RequestBody::Accept { wormhole, accept }) {
+                        if exit_code_of(&e) == ExitCode::Connection {
+                            return Err(e);
+                        }
+                    }
+                }
+            }
+            Step::Progress { done, total } => display.progress(done, total),
+            Step::DataDone => display.finish(),
+            Step::Done(result) => {
+                display.finish();
+                return result.map_err(Into::into);
+            }
         }
     }
 }

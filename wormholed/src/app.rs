@@ -1,26 +1,34 @@
-//! The application side of one wormhole: text transfer, interactive code entry, control events.
+//! The application side of one wormhole: text and file transfer, interactive code entry, control
+//! events.
 //!
-//! Inputs: [`AppEvent`]s from the wormhole's protocol machine, [`AppCommand`]s from control
-//! clients (through the registry). Outputs: machine inputs (`Send`, `Close`, code entry), events
-//! to the owning client, notes to the registry. The text-transfer decisions belong to the pure
-//! machines of `wormhole_protocol::transfer`; this actor translates and forwards.
+//! Inputs: [`AppEvent`]s from the wormhole's protocol machine, [`AppKey`] (the session key),
+//! [`AppCommand`]s from control clients (through the registry), and for files the outcome of
+//! Transit and of the data path ([`DataNews`](crate::file_transfer::DataNews)). Outputs: machine
+//! inputs (`Send`, `Close`, code entry), events to the owning client, notes to the registry. The
+//! transfer decisions belong to the pure machines of `wormhole_protocol::transfer`; this actor
+//! translates and forwards. The file-specific part lives in the `files` submodule.
 
+mod files;
+
+use std::path::PathBuf;
 use std::time::Duration;
 
 use actix::prelude::*;
 use wormhole_protocol::code;
 use wormhole_protocol::control::{
     ControlError, DaemonLine, ErrorCode, Event as ControlEvent, EventKind, FailureKind,
-    ResponseBody, WormholeId,
+    ResponseBody, TransitOptions, WormholeId,
 };
 use wormhole_protocol::mailbox::{CodeSource, Event, Input, Mood, WormholeError};
 use wormhole_protocol::transfer::{
-    TextReceiver, TextReceiverInput as ReceiverInput, TextReceiverOutput as ReceiverOutput,
-    TextSender, TextSenderInput as SenderInput, TextSenderOutput as SenderOutput,
+    FileReceiver, FileReceiverInput, FileReceiverOutput, FileSenderInput, FileSenderOutput,
+    IncomingOffer, TextSender, TextSenderInput as SenderInput, TextSenderOutput as SenderOutput,
+    TransferError, TRANSFER_REJECTED,
 };
 
 use crate::host::Feed;
 use crate::registry::{Client, ToClient, WormholeNote};
+use crate::transit::TransitConfig;
 
 /// How long a closing wormhole may wait for the server before it is torn down anyway.
 const CLOSE_GRACE: Duration = Duration::from_secs(10);
@@ -39,12 +47,39 @@ pub(crate) enum WormholeKind {
         /// Wait for the user to accept the verifier before sending.
         verify: bool,
     },
+    /// Send a file or a directory.
+    SendFile {
+        /// Absolute path of what to send.
+        path: PathBuf,
+        /// A code chosen by the user, instead of an allocated one.
+        code: Option<String>,
+        /// Words of an allocated code.
+        code_length: Option<usize>,
+        /// Wait for the user to accept the verifier before sending.
+        verify: bool,
+        /// Transit overrides.
+        transit: TransitOptions,
+    },
     /// Receive whatever the peer offers; without a code, the code is typed interactively.
     Receive {
         /// The code, when known.
         code: Option<String>,
+        /// Accept a file or directory without asking.
+        accept_file: bool,
+        /// Absolute path to write to (`--output-file`).
+        output: Option<PathBuf>,
+        /// Absolute folder for the offered name when `output` is not given.
+        directory: Option<PathBuf>,
+        /// Transit overrides.
+        transit: TransitOptions,
     },
 }
+
+/// No Transit overrides.
+const NO_TRANSIT_OPTIONS: TransitOptions = TransitOptions {
+    transit_helper: None,
+    no_listen: false,
+};
 
 /// The longest allocated code we agree to make, in words.
 const MAX_CODE_WORDS: usize = 16;
@@ -54,7 +89,16 @@ impl WormholeKind {
     pub(crate) fn name(&self) -> &'static str {
         match self {
             Self::SendText { .. } => "send-text",
+            Self::SendFile { .. } => "send-file",
             Self::Receive { .. } => "receive",
+        }
+    }
+
+    /// The Transit overrides of the request.
+    pub(crate) fn transit_options(&self) -> &TransitOptions {
+        match self {
+            Self::SendFile { transit, .. } | Self::Receive { transit, .. } => transit,
+            Self::SendText { .. } => &NO_TRANSIT_OPTIONS,
         }
     }
 
@@ -64,7 +108,31 @@ impl WormholeKind {
             Self::SendText {
                 code, code_length, ..
             } => (code, *code_length),
-            Self::Receive { code } => (code, None),
+            Self::SendFile {
+                path,
+                code,
+                code_length,
+                ..
+            } => {
+                files::validate_send_path(path)?;
+                (code, *code_length)
+            }
+            Self::Receive {
+                code,
+                output,
+                directory,
+                ..
+            } => {
+                for path in [output, directory].into_iter().flatten() {
+                    if !path.is_absolute() {
+                        return Err(ControlError::new(
+                            ErrorCode::InvalidArgument,
+                            format!("{} is not an absolute path", path.display()),
+                        ));
+                    }
+                }
+                (code, None)
+            }
         };
         if let Some(code) = code {
             code::validate_code(code)
@@ -87,11 +155,18 @@ impl WormholeKind {
             Self::SendText {
                 code: Some(code), ..
             }
-            | Self::Receive { code: Some(code) } => CodeSource::Set(code.clone()),
-            Self::SendText { code_length, .. } => CodeSource::Allocate {
-                words: code_length.unwrap_or(default_words),
-            },
-            Self::Receive { code: None } => CodeSource::Interactive,
+            | Self::SendFile {
+                code: Some(code), ..
+            }
+            | Self::Receive {
+                code: Some(code), ..
+            } => CodeSource::Set(code.clone()),
+            Self::SendText { code_length, .. } | Self::SendFile { code_length, .. } => {
+                CodeSource::Allocate {
+                    words: code_length.unwrap_or(default_words),
+                }
+            }
+            Self::Receive { code: None, .. } => CodeSource::Interactive,
         }
     }
 }
@@ -100,6 +175,11 @@ impl WormholeKind {
 #[derive(Message)]
 #[rtype(result = "()")]
 pub(crate) struct AppEvent(pub(crate) Event);
+
+/// The wormhole's session key, right after `KeyEstablished`.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct AppKey(pub(crate) [u8; 32]);
 
 /// A request about one wormhole, forwarded by the registry.
 #[derive(Message)]
@@ -132,6 +212,15 @@ pub(crate) enum AppCommand {
         /// Accepted or not.
         accept: bool,
     },
+    /// The user's answer about an offered file or directory.
+    Accept {
+        /// Who asked.
+        client: Client,
+        /// The request id.
+        id: u64,
+        /// Receive it or not.
+        accept: bool,
+    },
     /// End the wormhole.
     Cancel {
         /// Who to answer, if anyone asked.
@@ -143,7 +232,8 @@ pub(crate) enum AppCommand {
 
 enum Transfer {
     Send(TextSender),
-    Receive(TextReceiver),
+    SendFile(files::SendSide),
+    Receive(FileReceiver),
 }
 
 /// Interactive code entry of a `receive` without code.
@@ -154,6 +244,14 @@ struct CodeEntry {
     waiting: Vec<(Client, u64, String)>,
     chosen_nameplate: Option<String>,
     code_set: bool,
+}
+
+/// Settings of one app, from the daemon's settings and the request.
+pub(crate) struct AppSetup {
+    /// Words of an allocated code, and the default for completion.
+    pub(crate) code_words: usize,
+    /// How Transit may connect (file transfers).
+    pub(crate) transit: TransitConfig,
 }
 
 /// The per-wormhole application actor.
@@ -171,6 +269,7 @@ pub(crate) struct WormholeApp {
     verified: bool,
     failed: bool,
     closing: bool,
+    files: files::FileState,
 }
 
 impl WormholeApp {
@@ -182,17 +281,36 @@ impl WormholeApp {
         registry: Recipient<WormholeNote>,
         machine: Recipient<Feed<Input>>,
         halt: Box<dyn Fn()>,
-        code_words: usize,
+        setup: AppSetup,
     ) -> Self {
+        let AppSetup {
+            code_words,
+            transit,
+        } = setup;
+        let mut files = files::FileState::new(transit);
         let (transfer, verify, entry) = match kind {
             WormholeKind::SendText { text, verify, .. } => {
                 (Transfer::Send(TextSender::new(text)), verify, None)
             }
-            WormholeKind::Receive { code } => (
-                Transfer::Receive(TextReceiver::new()),
-                false,
-                code.is_none().then(CodeEntry::default),
-            ),
+            WormholeKind::SendFile { path, verify, .. } => {
+                (Transfer::SendFile(files::SendSide::new(path)), verify, None)
+            }
+            WormholeKind::Receive {
+                code,
+                accept_file,
+                output,
+                directory,
+                ..
+            } => {
+                files.accept_file = accept_file;
+                files.output = output;
+                files.directory = directory;
+                (
+                    Transfer::Receive(FileReceiver::new()),
+                    false,
+                    code.is_none().then(CodeEntry::default),
+                )
+            }
         };
         Self {
             id,
@@ -208,6 +326,7 @@ impl WormholeApp {
             verified: false,
             failed: false,
             closing: false,
+            files,
         }
     }
 
@@ -270,36 +389,75 @@ impl WormholeApp {
                 Transfer::Send(sender) => match sender.poll_output() {
                     Some(SenderOutput::SendToPeer(bytes)) => TransferStep::Send(bytes),
                     Some(SenderOutput::Done) => TransferStep::Done,
-                    Some(SenderOutput::Failed(e)) => TransferStep::Failed(e.to_string()),
+                    Some(SenderOutput::Failed(e)) => TransferStep::Failed(e),
+                    None => break,
+                },
+                Transfer::SendFile(side) => match side.poll_output() {
+                    Some(FileSenderOutput::SendToPeer(bytes)) => TransferStep::Send(bytes),
+                    Some(FileSenderOutput::ConnectTransit(peer)) => TransferStep::Connect(peer),
+                    Some(FileSenderOutput::Done) => TransferStep::Done,
+                    Some(FileSenderOutput::Failed(e)) => TransferStep::Failed(e),
                     None => break,
                 },
                 Transfer::Receive(receiver) => match receiver.poll_output() {
-                    Some(ReceiverOutput::ReceivedText(text)) => TransferStep::Text(text),
-                    Some(ReceiverOutput::SendToPeer(bytes)) => TransferStep::Send(bytes),
-                    Some(ReceiverOutput::Done) => TransferStep::Done,
-                    Some(ReceiverOutput::Failed(e)) => TransferStep::Failed(e.to_string()),
+                    Some(FileReceiverOutput::ReceivedText(text)) => TransferStep::Text(text),
+                    Some(FileReceiverOutput::SendToPeer(bytes)) => TransferStep::Send(bytes),
+                    Some(FileReceiverOutput::PrepareTransit) => TransferStep::PrepareTransit,
+                    Some(FileReceiverOutput::Offer(offer)) => TransferStep::Offer(offer),
+                    Some(FileReceiverOutput::ConnectTransit(peer)) => TransferStep::Connect(peer),
+                    Some(FileReceiverOutput::Done) => TransferStep::Done,
+                    Some(FileReceiverOutput::Failed(e)) => TransferStep::Failed(e),
                     None => break,
                 },
             };
             match output {
                 TransferStep::Send(bytes) => self.feed(Input::Send(bytes)),
                 TransferStep::Text(text) => self.emit(EventKind::Message { text }),
-                TransferStep::Done => self.close(ctx),
-                TransferStep::Failed(message) => {
-                    self.fail(FailureKind::Peer, message);
+                TransferStep::PrepareTransit => self.prepare_transit(ctx),
+                TransferStep::Offer(offer) => self.offered(offer, ctx),
+                TransferStep::Connect(peer) => self.connect_transit(peer, ctx),
+                TransferStep::Done => {
+                    self.files_done();
+                    self.close(ctx);
+                }
+                TransferStep::Failed(e) => {
+                    self.fail(transfer_failure_kind(&e), e.to_string());
+                    self.files.cancel();
                     self.close(ctx);
                 }
             }
         }
     }
 
+    /// Feeds the file receiver, if this wormhole has one, and drives it.
+    fn feed_receiver(&mut self, input: FileReceiverInput, ctx: &mut Context<Self>) {
+        if let Transfer::Receive(receiver) = &mut self.transfer {
+            receiver.handle(input);
+        }
+        self.drive_transfer(ctx);
+    }
+
+    /// Feeds the file sender, if this wormhole has one, and drives it.
+    fn feed_sender(&mut self, input: FileSenderInput, ctx: &mut Context<Self>) {
+        if let Transfer::SendFile(side) = &mut self.transfer {
+            side.handle(input);
+        }
+        self.drive_transfer(ctx);
+    }
+
     fn start_sending(&mut self, accepted: bool, ctx: &mut Context<Self>) {
-        if let Transfer::Send(sender) = &mut self.transfer {
-            sender.handle(if accepted {
+        match &mut self.transfer {
+            Transfer::Send(sender) => sender.handle(if accepted {
                 SenderInput::Verified
             } else {
                 SenderInput::Rejected
-            });
+            }),
+            Transfer::SendFile(side) => side.handle(if accepted {
+                FileSenderInput::Verified
+            } else {
+                FileSenderInput::Rejected
+            }),
+            Transfer::Receive(_) => {}
         }
         if !accepted {
             self.fail(
@@ -401,8 +559,23 @@ impl WormholeApp {
 enum TransferStep {
     Send(Vec<u8>),
     Text(String),
+    PrepareTransit,
+    Offer(IncomingOffer),
+    Connect(serde_json::Value),
     Done,
-    Failed(String),
+    Failed(TransferError),
+}
+
+/// How a transfer failure is reported. Text failures stay `peer`, as before files existed.
+fn transfer_failure_kind(error: &TransferError) -> FailureKind {
+    match error {
+        TransferError::Remote(reason) if reason == TRANSFER_REJECTED => FailureKind::Rejected,
+        TransferError::Declined(_) | TransferError::VerificationRejected => FailureKind::Rejected,
+        TransferError::AckNotOk(_) | TransferError::BadHash | TransferError::Transfer(_) => {
+            FailureKind::Transfer
+        }
+        _ => FailureKind::Peer,
+    }
 }
 
 fn is_nameplate(text: &str) -> bool {
@@ -434,6 +607,10 @@ fn failure_kind(error: &WormholeError) -> FailureKind {
 
 impl Actor for WormholeApp {
     type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.start_files(ctx);
+    }
 }
 
 impl Handler<AppEvent> for WormholeApp {
@@ -468,7 +645,8 @@ impl Handler<AppEvent> for WormholeApp {
                 self.verified = true;
                 self.registry
                     .do_send(WormholeNote::State(self.id, "connected"));
-                let confirm = self.verify && matches!(self.transfer, Transfer::Send(_));
+                let confirm = self.verify
+                    && matches!(self.transfer, Transfer::Send(_) | Transfer::SendFile(_));
                 self.emit(EventKind::Key {
                     verifier: hex::encode(verifier),
                     confirm,
@@ -483,8 +661,11 @@ impl Handler<AppEvent> for WormholeApp {
             Event::Received(bytes) => {
                 match &mut self.transfer {
                     Transfer::Send(sender) => sender.handle(SenderInput::PeerMessage(bytes)),
+                    Transfer::SendFile(side) => {
+                        side.handle(FileSenderInput::PeerMessage(bytes));
+                    }
                     Transfer::Receive(receiver) => {
-                        receiver.handle(ReceiverInput::PeerMessage(bytes));
+                        receiver.handle(FileReceiverInput::PeerMessage(bytes));
                     }
                 }
                 self.drive_transfer(ctx);
@@ -520,8 +701,10 @@ impl Handler<AppCommand> for WormholeApp {
                 client.respond(id, Ok(ResponseBody::Done {}));
                 self.start_sending(accept, ctx);
             }
+            AppCommand::Accept { client, id, accept } => self.accept(client, id, accept, ctx),
             AppCommand::Cancel { reply, reason } => {
                 self.fail(FailureKind::Cancelled, format!("cancelled: {reason}"));
+                self.cancel_transfer(ctx);
                 self.close(ctx);
                 if let Some((client, id)) = reply {
                     client.respond(id, Ok(ResponseBody::Done {}));

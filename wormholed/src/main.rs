@@ -12,6 +12,7 @@
 mod app;
 mod clock;
 mod connection;
+mod file_transfer;
 mod host;
 mod registry;
 mod server;
@@ -53,6 +54,15 @@ fn main() -> anyhow::Result<()> {
         appid: config.mailbox.appid.value.clone(),
         code_words: config.mailbox.code_length.value,
         tls: connection::tls_config().context("setting up TLS")?,
+        transit_relay: config.transit.relay.value.clone(),
+        transit_listen: config.transit.listen.value,
+        hint_addresses: config
+            .transit
+            .hint_addresses
+            .value
+            .iter()
+            .filter_map(|address| address.parse().ok())
+            .collect(),
     };
 
     let system = System::new();

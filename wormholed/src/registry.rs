@@ -199,8 +199,42 @@ impl Handler<ClientRequest> for Registry {
                 let wormhole = self.create(ctx, &client, kind, &options);
                 client.respond(id, Ok(ResponseBody::Created { wormhole }));
             }
-            RequestBody::Receive { code, options } => {
-                let kind = WormholeKind::Receive { code };
+            RequestBody::SendFile {
+                path,
+                code,
+                code_length,
+                verify,
+                options,
+                transit,
+            } => {
+                let kind = WormholeKind::SendFile {
+                    path: path.into(),
+                    code,
+                    code_length,
+                    verify,
+                    transit,
+                };
+                if let Err(err) = kind.validate() {
+                    return client.respond(id, Err(err));
+                }
+                let wormhole = self.create(ctx, &client, kind, &options);
+                client.respond(id, Ok(ResponseBody::Created { wormhole }));
+            }
+            RequestBody::Receive {
+                code,
+                accept_file,
+                output,
+                directory,
+                options,
+                transit,
+            } => {
+                let kind = WormholeKind::Receive {
+                    code,
+                    accept_file,
+                    output: output.map(Into::into),
+                    directory: directory.map(Into::into),
+                    transit,
+                };
                 if let Err(err) = kind.validate() {
                     return client.respond(id, Err(err));
                 }
@@ -225,6 +259,14 @@ impl Handler<ClientRequest> for Registry {
             }
             RequestBody::Verify { wormhole, accept } => {
                 let command = AppCommand::Verify {
+                    client: client.clone(),
+                    id,
+                    accept,
+                };
+                self.forward(&client, id, wormhole, command);
+            }
+            RequestBody::Accept { wormhole, accept } => {
+                let command = AppCommand::Accept {
                     client: client.clone(),
                     id,
                     accept,

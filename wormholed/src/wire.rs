@@ -5,18 +5,20 @@
 //! [`Wormhole`] machine, and the [`WormholeApp`] (text transfer and control events). They reach
 //! each other only through the `Recipient`s handed out here.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
 use actix::prelude::*;
-use wormhole_protocol::control::{WormholeId, WormholeOptions};
+use wormhole_protocol::control::{TransitOptions, WormholeId, WormholeOptions};
 use wormhole_protocol::mailbox::{Event, Input, Output, Wormhole, WormholeConfig};
 
-use crate::app::{AppCommand, AppEvent, WormholeApp, WormholeKind};
+use crate::app::{AppCommand, AppEvent, AppKey, AppSetup, WormholeApp, WormholeKind};
 use crate::clock;
 use crate::connection::{Connect, Disconnect, MailboxConnection, SendFrame};
 use crate::host::{Halt, Machine, MachineHost};
 use crate::registry::{Client, WormholeNote};
+use crate::transit::TransitConfig;
 
 /// What every new wormhole is made with.
 #[derive(Clone)]
@@ -29,6 +31,12 @@ pub(crate) struct Settings {
     pub(crate) code_words: usize,
     /// TLS settings for `wss://`.
     pub(crate) tls: Arc<rustls::ClientConfig>,
+    /// Transit relay, `tcp:HOST:PORT` (empty: none).
+    pub(crate) transit_relay: String,
+    /// Listen for direct Transit connections.
+    pub(crate) transit_listen: bool,
+    /// Addresses advertised as direct hints (empty: every local address).
+    pub(crate) hint_addresses: Vec<IpAddr>,
 }
 
 impl Settings {
@@ -43,28 +51,61 @@ impl Settings {
         }
         settings
     }
+
+    /// The Transit configuration of a file transfer with these per-request overrides.
+    pub(crate) fn transit(&self, options: &TransitOptions) -> TransitConfig {
+        let relay = options
+            .transit_helper
+            .clone()
+            .unwrap_or_else(|| self.transit_relay.clone());
+        TransitConfig {
+            relays: if relay.is_empty() {
+                Vec::new()
+            } else {
+                vec![relay]
+            },
+            listen: self.transit_listen && !options.no_listen,
+            hint_addresses: self.hint_addresses.clone(),
+        }
+    }
 }
 
 /// The Wormhole machine as the host sees it: finished once it has reported `Closed`.
 pub(crate) struct HostedWormhole {
     machine: Wormhole,
     finished: bool,
+    /// The session key, handed out right after `KeyEstablished`.
+    key: Option<[u8; 32]>,
+}
+
+/// What the hosted wormhole outputs: the machine's outputs, plus its session key once known
+/// (the app derives the Transit key from it).
+pub(crate) enum HostedOutput {
+    /// An output of the machine.
+    Machine(Output),
+    /// The session key K.
+    Key([u8; 32]),
 }
 
 impl Machine for HostedWormhole {
     type Input = Input;
-    type Output = Output;
+    type Output = HostedOutput;
 
     fn handle(&mut self, now: Instant, input: Input) {
         self.machine.handle(now, input);
     }
 
-    fn poll_output(&mut self) -> Option<Output> {
-        let output = self.machine.poll_output();
-        if let Some(Output::Event(Event::Closed { .. })) = &output {
-            self.finished = true;
+    fn poll_output(&mut self) -> Option<HostedOutput> {
+        if let Some(key) = self.key.take() {
+            return Some(HostedOutput::Key(key));
         }
-        output
+        let output = self.machine.poll_output();
+        match &output {
+            Some(Output::Event(Event::Closed { .. })) => self.finished = true,
+            Some(Output::Event(Event::KeyEstablished)) => self.key = self.machine.key().copied(),
+            _ => {}
+        }
+        output.map(HostedOutput::Machine)
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
@@ -106,6 +147,7 @@ pub(crate) fn spawn_wormhole(
         })
     };
     let code_source = kind.code_source(settings.code_words);
+    let transit = settings.transit(kind.transit_options());
     let app = WormholeApp::new(
         id,
         kind,
@@ -113,18 +155,22 @@ pub(crate) fn spawn_wormhole(
         registry,
         host.clone().recipient(),
         halt,
-        settings.code_words,
+        AppSetup {
+            code_words: settings.code_words,
+            transit,
+        },
     )
     .start();
 
     let route = {
         let connection = connection.clone();
         let app = app.clone();
-        Box::new(move |output: Output| match output {
-            Output::Connect => connection.do_send(Connect),
-            Output::Disconnect => connection.do_send(Disconnect),
-            Output::SendFrame(text) => connection.do_send(SendFrame(text)),
-            Output::Event(event) => app.do_send(AppEvent(event)),
+        Box::new(move |output: HostedOutput| match output {
+            HostedOutput::Machine(Output::Connect) => connection.do_send(Connect),
+            HostedOutput::Machine(Output::Disconnect) => connection.do_send(Disconnect),
+            HostedOutput::Machine(Output::SendFrame(text)) => connection.do_send(SendFrame(text)),
+            HostedOutput::Machine(Output::Event(event)) => app.do_send(AppEvent(event)),
+            HostedOutput::Key(key) => app.do_send(AppKey(key)),
         })
     };
     let config = WormholeConfig {
@@ -137,6 +183,7 @@ pub(crate) fn spawn_wormhole(
     let machine = HostedWormhole {
         machine: Wormhole::new(clock::now(), config, code_source),
         finished: false,
+        key: None,
     };
     host_ctx.run(MachineHost::new(machine, route));
     app.recipient()

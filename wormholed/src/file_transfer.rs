@@ -1,0 +1,643 @@
+//! The file side of file transfer v1: building what is offered, deciding where an offer goes,
+//! and the bulk data path on worker threads.
+//!
+//! Nothing here runs on the arbiter except [`decide_destination`] and [`free_space`] (a few
+//! `stat` calls). Building a directory's zip, reading, hashing, sending, receiving, writing and
+//! unpacking all run on plain threads, which report back with [`DataNews`] through a
+//! `Recipient`, so a large transfer never delays the mailbox or control actors. Each direction
+//! uses two threads joined by a bounded channel (file IO and SHA-256 on one, Transit records on
+//! the other), so memory stays flat at a few records and both cores work.
+//!
+//! Receiving is careful: data goes to a temporary file in the target folder (a directory's zip
+//! too, then it is unpacked into a temporary folder there), and is renamed to the final name only
+//! once every byte arrived and every zip entry was checked. On any failure the temporary files
+//! are removed and the final name is untouched. Mirrors `cli/cmd_send.py` and `cmd_receive.py`.
+
+use std::fs::{self, File};
+use std::io::{self, BufReader, Read, Write};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::sync_channel;
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use actix::{Message, Recipient};
+use sha2::{Digest, Sha256};
+use tempfile::NamedTempFile;
+use wormhole_protocol::control::FailureKind;
+use wormhole_protocol::transfer::layout::{self, DirectoryCounts};
+use wormhole_protocol::transfer::{
+    ack_record, DirectoryOffer, FileOffer, IncomingOffer, Offer, DIRECTORY_MODE_ZIPFILE_DEFLATED,
+};
+
+use crate::transit::TransitConnection;
+
+/// Plaintext bytes per Transit record we send (the reference sends 16 KiB; any size is valid).
+const RECORD_SIZE: usize = 256 * 1024;
+/// Records in flight between the two threads of one direction.
+const CHANNEL_DEPTH: usize = 8;
+/// At most this many progress reports a second.
+const PROGRESS_INTERVAL: Duration = Duration::from_millis(100);
+
+/// What a sender sends over Transit.
+#[derive(Debug)]
+pub(crate) enum Source {
+    /// A regular file, read in place.
+    File {
+        /// Its path.
+        path: PathBuf,
+    },
+    /// A directory, zipped to a temporary file (removed when dropped).
+    Zip {
+        /// The zip.
+        file: NamedTempFile,
+    },
+}
+
+/// Stats `path` and builds the offer (blocking: a directory is zipped first).
+pub(crate) fn build_offer(path: &Path) -> Result<(Offer, Source, u64), String> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .ok_or_else(|| format!("Cannot send: {} has no file name", path.display()))?;
+    let meta = fs::metadata(path).map_err(|e| {
+        format!(
+            "Cannot send: no file/directory named '{}' ({e})",
+            path.display()
+        )
+    })?;
+    if meta.is_file() {
+        let offer = Offer::File(FileOffer {
+            filename: name,
+            filesize: meta.len(),
+        });
+        return Ok((
+            offer,
+            Source::File {
+                path: path.to_owned(),
+            },
+            meta.len(),
+        ));
+    }
+    if !meta.is_dir() {
+        return Err(format!(
+            "Cannot send: '{}' is neither file nor directory",
+            path.display()
+        ));
+    }
+    let (file, counts) = zip_directory(path).map_err(|e| format!("building the zipfile: {e}"))?;
+    let zipsize = file.as_file().metadata().map_err(|e| e.to_string())?.len();
+    let offer = Offer::Directory(DirectoryOffer {
+        mode: DIRECTORY_MODE_ZIPFILE_DEFLATED.to_owned(),
+        dirname: name,
+        zipsize,
+        numbytes: counts.numbytes,
+        numfiles: counts.numfiles,
+    });
+    Ok((offer, Source::Zip { file }, zipsize))
+}
+
+/// Zips `root` as the reference does: STORED entries named relative to `root` (no top folder),
+/// Unix modes in `external_attr`, symlinks followed, empty folders as `name/`.
+fn zip_directory(root: &Path) -> io::Result<(NamedTempFile, DirectoryCounts)> {
+    let file = tempfile::Builder::new()
+        .prefix("wormholed-send-")
+        .suffix(".zip")
+        .tempfile()?;
+    let mut zip = zip::ZipWriter::new(io::BufWriter::new(file.reopen()?));
+    let mut counts = DirectoryCounts::default();
+    let mut stack: Vec<(PathBuf, Vec<String>)> = vec![(root.to_owned(), Vec::new())];
+    while let Some((dir, components)) = stack.pop() {
+        let mut entries: Vec<_> = fs::read_dir(&dir)?.collect::<Result<_, _>>()?;
+        entries.sort_by_key(fs::DirEntry::file_name);
+        let refs: Vec<&str> = components.iter().map(String::as_str).collect();
+        if entries.is_empty() {
+            if let Some(name) = layout::entry_name(&refs, true) {
+                let mode = fs::metadata(&dir)?.mode();
+                let options = zip::write::SimpleFileOptions::default()
+                    .compression_method(zip::CompressionMethod::Stored)
+                    .unix_permissions(mode & 0o7777);
+                zip.add_directory(name, options).map_err(io::Error::other)?;
+            }
+        }
+        for entry in entries.into_iter().rev() {
+            let path = entry.path();
+            let file_name = entry.file_name().to_string_lossy().into_owned();
+            let meta = fs::metadata(&path)
+                .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+            let mut child = components.clone();
+            child.push(file_name);
+            if meta.is_dir() {
+                stack.push((path, child));
+            } else if meta.is_file() {
+                let refs: Vec<&str> = child.iter().map(String::as_str).collect();
+                let Some(name) = layout::entry_name(&refs, false) else {
+                    continue;
+                };
+                let options = zip::write::SimpleFileOptions::default()
+                    .compression_method(zip::CompressionMethod::Stored)
+                    .unix_permissions(meta.mode() & 0o7777)
+                    .large_file(meta.len() >= u64::from(u32::MAX));
+                zip.start_file(name, options).map_err(io::Error::other)?;
+                let mut source = File::open(&path)
+                    .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+                io::copy(&mut source, &mut zip)?;
+                counts.add_file(meta.len());
+            }
+        }
+    }
+    zip.finish().map_err(io::Error::other)?.flush()?;
+    Ok((file, counts))
+}
+
+/// Where an accepted offer will be written.
+#[derive(Debug, Clone)]
+pub(crate) struct Destination {
+    /// The final absolute path.
+    pub(crate) path: PathBuf,
+    /// An existing file at `path` may be replaced (it was named with `--output-file`).
+    pub(crate) replace: bool,
+}
+
+/// Decides where `offer` goes, following the reference (`_decide_destname`): `folder/name`, or
+/// `output`, or `output/name` when `output` is an existing folder. Refuses to overwrite anything
+/// not named by `output`, and never replaces a folder.
+pub(crate) fn decide_destination(
+    folder: &Path,
+    output: Option<&Path>,
+    offer: &IncomingOffer,
+) -> Result<Destination, String> {
+    let name = offer.name();
+    let (path, replace) = match output {
+        Some(out) if out.is_dir() => (out.join(name), true),
+        Some(out) => (out.to_owned(), true),
+        None => (folder.join(name), false),
+    };
+    if let Ok(meta) = fs::symlink_metadata(&path) {
+        if !replace {
+            return Err(format!("refusing to overwrite existing '{name}'"));
+        }
+        if meta.is_dir() {
+            return Err(format!(
+                "Not deleting existing directory: {}",
+                path.display()
+            ));
+        }
+    }
+    Ok(Destination { path, replace })
+}
+
+/// Free bytes for an unprivileged user in the file system holding `path`'s folder.
+pub(crate) fn free_space(path: &Path) -> Option<u64> {
+    let folder = path.parent()?;
+    let stat = nix::sys::statvfs::statvfs(folder).ok()?;
+    #[allow(clippy::useless_conversion)] // the field types differ between platforms
+    Some(u64::from(stat.blocks_available()).saturating_mul(u64::from(stat.fragment_size())))
+}
+
+/// What the data path reports to the app.
+#[derive(Debug)]
+pub(crate) enum DataEvent {
+    /// Bytes moved so far.
+    Progress {
+        /// So far.
+        done: u64,
+        /// In all.
+        total: u64,
+    },
+    /// Sender: every byte went out and the receiver's ack record came back.
+    Sent {
+        /// The ack record.
+        record: Vec<u8>,
+        /// SHA-256 of what we sent.
+        sha256: [u8; 32],
+    },
+    /// Receiver: the data is in place under its final name and the ack was sent.
+    Received {
+        /// The final path.
+        path: PathBuf,
+    },
+    /// The data path failed; temporary files are gone.
+    Failed {
+        /// How to report it.
+        kind: FailureKind,
+        /// What a person reads.
+        message: String,
+    },
+}
+
+/// A [`DataEvent`] for the app actor.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct DataNews(pub(crate) DataEvent);
+
+/// Rate-limited progress reports.
+struct Progress {
+    to: Recipient<DataNews>,
+    total: u64,
+    done: u64,
+    last: Option<Instant>,
+}
+
+impl Progress {
+    fn new(to: Recipient<DataNews>, total: u64) -> Self {
+        Self {
+            to,
+            total,
+            done: 0,
+            last: None,
+        }
+    }
+
+    fn add(&mut self, bytes: usize) {
+        self.done += bytes as u64;
+        let now = Instant::now();
+        let due = self
+            .last
+            .is_none_or(|last| now.duration_since(last) >= PROGRESS_INTERVAL);
+        if due || self.done == self.total {
+            self.last = Some(now);
+            self.to.do_send(DataNews(DataEvent::Progress {
+                done: self.done,
+                total: self.total,
+            }));
+        }
+    }
+}
+
+/// A failure of the data path.
+struct DataError {
+    kind: FailureKind,
+    message: String,
+}
+
+impl DataError {
+    fn transfer(message: impl Into<String>) -> Self {
+        Self {
+            kind: FailureKind::Transfer,
+            message: message.into(),
+        }
+    }
+
+    fn io(what: &str, e: &io::Error) -> Self {
+        let kind = if e.kind() == io::ErrorKind::StorageFull {
+            FailureKind::DiskFull
+        } else {
+            FailureKind::Transfer
+        };
+        Self {
+            kind,
+            message: format!("{what}: {e}"),
+        }
+    }
+}
+
+fn report(to: &Recipient<DataNews>, result: Result<DataEvent, DataError>) {
+    let event = result.unwrap_or_else(|e| DataEvent::Failed {
+        kind: e.kind,
+        message: e.message,
+    });
+    to.do_send(DataNews(event));
+}
+
+/// Sends `source` (`total` bytes) over `connection` on worker threads, then waits for the ack.
+pub(crate) fn spawn_sender(
+    connection: TransitConnection,
+    source: Source,
+    total: u64,
+    to: Recipient<DataNews>,
+    cancel: Arc<AtomicBool>,
+) {
+    let spawned = thread::Builder::new().name("wormholed-send".into()).spawn({
+        let to = to.clone();
+        move || {
+            let result = send_data(connection, &source, total, &to, &cancel);
+            report(&to, result);
+        }
+    });
+    if let Err(e) = spawned {
+        report(&to, Err(DataError::io("starting a sender thread", &e)));
+    }
+}
+
+fn send_data(
+    connection: TransitConnection,
+    source: &Source,
+    total: u64,
+    to: &Recipient<DataNews>,
+    cancel: &AtomicBool,
+) -> Result<DataEvent, DataError> {
+    let (mut writer, mut reader) = connection
+        .split()
+        .map_err(|e| DataError::io("transit", &e))?;
+    let file = match source {
+        Source::File { path } => File::open(path),
+        Source::Zip { file } => file.reopen(),
+    }
+    .map_err(|e| DataError::io("opening the file to send", &e))?;
+    let (chunks, incoming) = sync_channel::<Vec<u8>>(CHANNEL_DEPTH);
+    // Reads and hashes; the network side encrypts and sends.
+    let hasher = thread::Builder::new()
+        .name("wormholed-read".into())
+        .spawn(move || -> Result<[u8; 32], DataError> {
+            let mut file = file;
+            let mut hash = Sha256::new();
+            let mut left = total;
+            while left > 0 {
+                let want = usize::try_from(left)
+                    .unwrap_or(RECORD_SIZE)
+                    .min(RECORD_SIZE);
+                let mut buf = vec![0u8; want];
+                file.read_exact(&mut buf)
+                    .map_err(|e| DataError::io("reading the file to send", &e))?;
+                hash.update(&buf);
+                left -= want as u64;
+                if chunks.send(buf).is_err() {
+                    break;
+                }
+            }
+            Ok(hash.finalize().into())
+        })
+        .map_err(|e| DataError::io("starting a reader thread", &e))?;
+    let mut progress = Progress::new(to.clone(), total);
+    let mut sent = Ok(());
+    for chunk in incoming.iter() {
+        if cancel.load(Ordering::Relaxed) {
+            sent = Err(DataError::transfer("cancelled"));
+            break;
+        }
+        if let Err(e) = writer.send_record(&chunk) {
+            sent = Err(DataError::io("sending over transit", &e));
+            break;
+        }
+        progress.add(chunk.len());
+    }
+    drop(incoming);
+    let hashed = hasher
+        .join()
+        .map_err(|_| DataError::transfer("the reader thread panicked"))?;
+    sent?;
+    let sha256 = hashed?;
+    if total == 0 {
+        progress.add(0);
+    }
+    match reader.receive_record() {
+        Ok(Some(record)) => Ok(DataEvent::Sent { record, sha256 }),
+        Ok(None) => Err(DataError::transfer(
+            "the receiver hung up before confirming the transfer",
+        )),
+        Err(e) => Err(DataError::io("waiting for the receiver's confirmation", &e)),
+    }
+}
+
+/// Receives `offer`'s data over `connection` into `destination` on worker threads.
+pub(crate) fn spawn_receiver(
+    connection: TransitConnection,
+    offer: IncomingOffer,
+    destination: Destination,
+    to: Recipient<DataNews>,
+    cancel: Arc<AtomicBool>,
+) {
+    let spawned = thread::Builder::new()
+        .name("wormholed-receive".into())
+        .spawn({
+            let to = to.clone();
+            move || {
+                let result = receive_data(connection, &offer, &destination, &to, &cancel);
+                report(&to, result);
+            }
+        });
+    if let Err(e) = spawned {
+        report(&to, Err(DataError::io("starting a receiver thread", &e)));
+    }
+}
+
+fn receive_data(
+    connection: TransitConnection,
+    offer: &IncomingOffer,
+    destination: &Destination,
+    to: &Recipient<DataNews>,
+    cancel: &AtomicBool,
+) -> Result<DataEvent, DataError> {
+    let total = offer.transfer_size();
+    let folder = destination
+        .path
+        .parent()
+        .ok_or_else(|| DataError::transfer("the destination has no parent folder"))?;
+    let part = tempfile::Builder::new()
+        .prefix(".wormhole-")
+        .suffix(".part")
+        .tempfile_in(folder)
+        .map_err(|e| DataError::io("creating the temporary file", &e))?;
+    let (mut writer, mut reader) = connection
+        .split()
+        .map_err(|e| DataError::io("transit", &e))?;
+    let out = part
+        .reopen()
+        .map_err(|e| DataError::io("opening the temporary file", &e))?;
+    let (chunks, incoming) = sync_channel::<Vec<u8>>(CHANNEL_DEPTH);
+    // Hashes and writes; the network side receives and decrypts.
+    let disk = thread::Builder::new()
+        .name("wormholed-write".into())
+        .spawn(move || -> Result<[u8; 32], DataError> {
+            let mut out = io::BufWriter::with_capacity(RECORD_SIZE, out);
+            let mut hash = Sha256::new();
+            for chunk in incoming.iter() {
+                hash.update(&chunk);
+                out.write_all(&chunk)
+                    .map_err(|e| DataError::io("writing the received data", &e))?;
+            }
+            out.flush()
+                .map_err(|e| DataError::io("writing the received data", &e))?;
+            Ok(hash.finalize().into())
+        })
+        .map_err(|e| DataError::io("starting a writer thread", &e))?;
+    let mut progress = Progress::new(to.clone(), total);
+    let mut received: u64 = 0;
+    let mut net = Ok(());
+    while received < total {
+        if cancel.load(Ordering::Relaxed) {
+            net = Err(DataError::transfer("cancelled"));
+            break;
+        }
+        match reader.receive_record() {
+            Ok(Some(record)) => {
+                let len = record.len() as u64;
+                if received + len > total {
+                    net = Err(DataError::transfer(
+                        "the sender sent more data than it offered",
+                    ));
+                    break;
+                }
+                received += len;
+                if chunks.send(record).is_err() {
+                    break;
+                }
+                progress.add(usize::try_from(len).unwrap_or(usize::MAX));
+            }
+            Ok(None) => {
+                net = Err(DataError::transfer(format!(
+                    "Connection dropped before full file received (got {received} bytes, \
+                     wanted {total})"
+                )));
+                break;
+            }
+            Err(e) => {
+                net = Err(DataError::io("receiving over transit", &e));
+                break;
+            }
+        }
+    }
+    drop(chunks);
+    let written = disk
+        .join()
+        .map_err(|_| DataError::transfer("the writer thread panicked"))?;
+    net?;
+    let sha256 = written?;
+    if received < total {
+        return Err(DataError::transfer("the transfer stopped early"));
+    }
+    if total == 0 {
+        progress.add(0);
+    }
+    match offer {
+        IncomingOffer::File { .. } => place_file(part, destination)?,
+        IncomingOffer::Directory { numbytes, .. } => {
+            unpack_directory(part, destination, *numbytes)?;
+        }
+    }
+    writer
+        .send_record(&ack_record(&sha256))
+        .map_err(|e| DataError::io("sending the confirmation", &e))?;
+    Ok(DataEvent::Received {
+        path: destination.path.clone(),
+    })
+}
+
+/// Renames the complete temporary file to its final name.
+fn place_file(part: NamedTempFile, destination: &Destination) -> Result<(), DataError> {
+    let placed = if destination.replace {
+        part.persist(&destination.path)
+    } else {
+        part.persist_noclobber(&destination.path)
+    };
+    let file = placed.map_err(|e| DataError::io("renaming into place", &e.error))?;
+    let mode = 0o666 & !current_umask();
+    file.set_permissions(fs::Permissions::from_mode(mode))
+        .map_err(|e| DataError::io("setting the file mode", &e))
+}
+
+/// The process umask, read without changing it (Linux `/proc/self/status`); 0o022 otherwise.
+fn current_umask() -> u32 {
+    fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix("Umask:"))
+                .and_then(|value| u32::from_str_radix(value.trim(), 8).ok())
+        })
+        .unwrap_or(0o022)
+}
+
+/// Checks every entry of the received zip, unpacks it into a temporary folder beside the
+/// destination, applies the modes, and renames the folder into place.
+fn unpack_directory(
+    part: NamedTempFile,
+    destination: &Destination,
+    numbytes: u64,
+) -> Result<(), DataError> {
+    let zip_err = |e: zip::result::ZipError| DataError::transfer(format!("bad zipfile: {e}"));
+    let file = part
+        .reopen()
+        .map_err(|e| DataError::io("opening the received zipfile", &e))?;
+    let mut archive = zip::ZipArchive::new(BufReader::new(file)).map_err(zip_err)?;
+    // Every entry is checked before anything is written.
+    let mut entries = Vec::with_capacity(archive.len().min(1 << 16));
+    let mut seen = std::collections::HashSet::new();
+    for index in 0..archive.len() {
+        let entry = archive.by_index_raw(index).map_err(zip_err)?;
+        let attr = entry.unix_mode().map_or(0, |mode| mode << 16);
+        let checked = layout::check_entry(entry.name(), attr)
+            .map_err(|e| DataError::transfer(e.to_string()))?;
+        if !checked.is_dir && !seen.insert(checked.components.clone()) {
+            return Err(DataError::transfer(
+                layout::LayoutError::Duplicate(entry.name().to_owned()).to_string(),
+            ));
+        }
+        entries.push((index, checked));
+    }
+    let folder = destination
+        .path
+        .parent()
+        .ok_or_else(|| DataError::transfer("the destination has no parent folder"))?;
+    let staging = tempfile::Builder::new()
+        .prefix(".wormhole-")
+        .suffix(".part")
+        .tempdir_in(folder)
+        .map_err(|e| DataError::io("creating the temporary folder", &e))?;
+    let mut budget = numbytes;
+    let mut dir_modes = Vec::new();
+    for (index, checked) in &entries {
+        let target = checked
+            .components
+            .iter()
+            .fold(staging.path().to_owned(), |path, part| path.join(part));
+        if checked.is_dir {
+            fs::create_dir_all(&target).map_err(|e| DataError::io("creating a folder", &e))?;
+            if let Some(mode) = checked.mode {
+                dir_modes.push((target, mode));
+            }
+            continue;
+        }
+        if let Some(parent) = target.parent() {
+            fs::create_dir_all(parent).map_err(|e| DataError::io("creating a folder", &e))?;
+        }
+        let mut entry = archive.by_index(*index).map_err(zip_err)?;
+        let mut out = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&target)
+            .map_err(|e| DataError::io("creating a received file", &e))?;
+        let copied = io::copy(&mut (&mut entry).take(budget.saturating_add(1)), &mut out)
+            .map_err(|e| DataError::io("unpacking the zipfile", &e))?;
+        if copied > budget {
+            return Err(DataError::transfer(
+                "malicious zipfile: more data than the offer announced",
+            ));
+        }
+        budget -= copied;
+        if let Some(mode) = checked.mode {
+            fs::set_permissions(&target, fs::Permissions::from_mode(mode))
+                .map_err(|e| DataError::io("setting a file mode", &e))?;
+        }
+    }
+    // Deepest first, so that a read-only folder does not block its children.
+    dir_modes.sort_by_key(|(path, _)| std::cmp::Reverse(path.components().count()));
+    for (path, mode) in dir_modes {
+        fs::set_permissions(&path, fs::Permissions::from_mode(mode))
+            .map_err(|e| DataError::io("setting a folder mode", &e))?;
+    }
+    fs::set_permissions(
+        staging.path(),
+        fs::Permissions::from_mode(0o777 & !current_umask()),
+    )
+    .map_err(|e| DataError::io("setting the folder mode", &e))?;
+    if destination.replace && destination.path.is_file() {
+        fs::remove_file(&destination.path)
+            .map_err(|e| DataError::io("removing the file to overwrite", &e))?;
+    }
+    if destination.path.exists() {
+        return Err(DataError::transfer(format!(
+            "refusing to overwrite existing '{}'",
+            destination.path.display()
+        )));
+    }
+    let kept = staging.keep();
+    fs::rename(&kept, &destination.path).map_err(|e| {
+        let _ = fs::remove_dir_all(&kept);
+        DataError::io("renaming into place", &e)
+    })
+}
