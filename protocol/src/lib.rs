@@ -7,6 +7,8 @@
 //! Layout:
 //! - [`code`]: the PGP word lists, code generation, parsing and tab completion.
 //! - [`crypto`]: SPAKE2, the HKDF key schedule, SecretBox.
+//! - [`dilation`]: Dilation (L1 messages, L2 Noise connections, L3 records, L4 replay,
+//!   subchannels) as pure machines.
 //! - [`mailbox`]: the Wormhole protocol machines (rendezvous, nameplate, mailbox, order, key, send,
 //!   receive, code, allocator, lister, input, terminator, boss) and the mailbox server wire types.
 //! - [`transfer`]: file-transfer v1 application messages (text offers and answers).
@@ -16,6 +18,7 @@
 pub mod code;
 pub mod control;
 pub mod crypto;
+pub mod dilation;
 pub mod mailbox;
 pub mod transfer;
 pub mod transit;

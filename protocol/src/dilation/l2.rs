@@ -1,0 +1,658 @@
+//! L2: one candidate Dilation connection, as a byte-in/byte-out machine.
+//!
+//! States (in order): `WantRelayOk` (only through a transit relay: our `please relay … for side
+//! …\n` line is written, we wait for `ok\n`) → `WantPreamble` (our preamble is written, we wait
+//! for the peer's) → `WantHandshake` (Noise `NNpsk0`: the Leader, as initiator, writes message 1
+//! when the peer's preamble arrives and waits for message 2; the Follower waits for message 1,
+//! answers message 2 and then its KCM) → `Open` (encrypted records both ways) → `Failed`
+//! (terminal; every later call is refused).
+//!
+//! Inputs: [`Connection::handle_data`] (bytes read from the socket) and
+//! [`Connection::send_record`]. Outputs: [`Connection::poll_transmit`] (bytes to write) and
+//! [`Connection::poll_event`] ([`L2Event`]: handshake done, each decrypted record). A protocol
+//! violation returns an [`L2Error`] from `handle_data` and moves to `Failed`: the host closes the
+//! socket. Nothing here is sized by the peer beyond [`MAX_FRAME_LEN`]: a larger length prefix is
+//! refused before any byte of the frame is buffered.
+//!
+//! Wire facts (PROTOCOL.md §4 "L2"): preambles `Magic-Wormhole Dilation Handshake v1 Leader\n\n`
+//! and `… Follower\n\n`; frames are `BE32 length ‖ bytes`; Noise
+//! `Noise_NNpsk0_25519_ChaChaPoly_BLAKE2s` with the dilation key as psk 0 and an EMPTY prologue;
+//! both handshake messages are 48 bytes; the Follower's KCM is an encrypted 1-byte record; records
+//! longer than 65519 bytes are encrypted in 65519-byte chunks concatenated into one frame, which the
+//! reader decrypts in 65535-byte slices. The Noise ephemeral key comes from an RNG seeded by the
+//! host ([`Connection::new`]'s `rng_seed`), never from the OS.
+//!
+//! Mirrors `_Framer`, `_Record` and `DilatedConnectionProtocol` of
+//! `src/wormhole/_dilation/connection.py` and `_noise.py` (magic-wormhole 0.24).
+
+use std::collections::VecDeque;
+
+use rand_chacha::rand_core::{RngCore, SeedableRng};
+use rand_chacha::ChaCha20Rng;
+use snow::params::{CipherChoice, DHChoice, HashChoice};
+use snow::resolvers::{CryptoResolver, DefaultResolver};
+use snow::types::{Cipher, Dh, Hash, Random};
+use snow::{HandshakeState, TransportState};
+
+use super::l3::{Record, RecordError};
+use super::Role;
+
+/// The Noise protocol name.
+pub const NOISE_PARAMS: &str = "Noise_NNpsk0_25519_ChaChaPoly_BLAKE2s";
+/// The Leader's preamble.
+pub const LEADER_PREAMBLE: &[u8] = b"Magic-Wormhole Dilation Handshake v1 Leader\n\n";
+/// The Follower's preamble.
+pub const FOLLOWER_PREAMBLE: &[u8] = b"Magic-Wormhole Dilation Handshake v1 Follower\n\n";
+/// The relay's answer once both sides presented the same token.
+pub const RELAY_OK: &[u8] = b"ok\n";
+/// Largest plaintext in one Noise transport message.
+pub const NOISE_MAX_PAYLOAD: usize = 65535 - 16;
+/// Largest Noise transport message.
+pub const NOISE_MAX_CIPHERTEXT: usize = 65535;
+/// Largest frame (after the length prefix) we accept or send. The reference writes a whole
+/// application buffer as one record, so this is generous; anything larger closes the connection.
+pub const MAX_FRAME_LEN: usize = 4 << 20;
+/// Length of each Noise handshake message of `NNpsk0` with empty payloads.
+pub const HANDSHAKE_LEN: usize = 48;
+
+/// Something the connection tells its owner.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum L2Event {
+    /// The Noise handshake completed. On the Follower our KCM has been queued for transmission;
+    /// records may now be sent.
+    HandshakeDone,
+    /// A decrypted record (the first one from a Follower is its KCM).
+    Record(Record),
+}
+
+/// Why a connection failed. Each is final: the host closes the socket.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum L2Error {
+    /// The transit relay answered something other than `ok\n` (e.g. `impatient\n`).
+    #[error("the transit relay refused the connection: {0:?}")]
+    RelayRefused(String),
+    /// The peer's preamble is not the one expected from the other role.
+    #[error("bad dilation preamble from the peer")]
+    BadPreamble,
+    /// A frame length prefix beyond [`MAX_FRAME_LEN`].
+    #[error("dilation frame of {0} bytes exceeds the limit")]
+    FrameTooLarge(u32),
+    /// The Noise handshake failed (wrong dilation key, or garbage).
+    #[error("dilation Noise handshake failed")]
+    HandshakeFailed,
+    /// A transport frame failed to decrypt.
+    #[error("dilation frame failed to decrypt")]
+    DecryptFailed,
+    /// A decrypted record did not parse.
+    #[error("bad dilation record: {0}")]
+    BadRecord(#[from] RecordError),
+    /// A record was sent before the handshake completed.
+    #[error("dilation connection is not open yet")]
+    NotOpen,
+    /// A record too large to frame.
+    #[error("dilation record of {0} bytes is too large to send")]
+    RecordTooLarge(usize),
+    /// The connection already failed.
+    #[error("dilation connection already failed")]
+    Failed,
+}
+
+enum State {
+    WantRelayOk(Box<HandshakeState>),
+    WantPreamble(Box<HandshakeState>),
+    WantHandshake(Box<HandshakeState>),
+    Open(Box<TransportState>),
+    Failed,
+}
+
+/// One candidate L2 connection (see the module docs).
+pub struct Connection {
+    role: Role,
+    state: State,
+    inbuf: Vec<u8>,
+    transmit: Vec<u8>,
+    events: VecDeque<L2Event>,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = match self.state {
+            State::WantRelayOk(_) => "WantRelayOk",
+            State::WantPreamble(_) => "WantPreamble",
+            State::WantHandshake(_) => "WantHandshake",
+            State::Open(_) => "Open",
+            State::Failed => "Failed",
+        };
+        f.debug_struct("Connection")
+            .field("role", &self.role)
+            .field("state", &state)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Connection {
+    /// A connection that has just been established (dialled or accepted). `relay_side` is our
+    /// 16-hex-char dilation side when this connection goes through a transit relay; then the
+    /// relay line is written first. `rng_seed` seeds the Noise ephemeral key.
+    pub fn new(
+        role: Role,
+        dilation_key: &[u8; 32],
+        relay_side: Option<&str>,
+        rng_seed: [u8; 32],
+    ) -> Result<Self, L2Error> {
+        let params = NOISE_PARAMS
+            .parse()
+            .map_err(|_: snow::Error| L2Error::HandshakeFailed)?;
+        let builder = snow::Builder::with_resolver(params, Box::new(SeededResolver(rng_seed)))
+            .psk(0, dilation_key)
+            .map_err(|_| L2Error::HandshakeFailed)?;
+        let hs = match role {
+            Role::Leader => builder.build_initiator(),
+            Role::Follower => builder.build_responder(),
+        }
+        .map_err(|_| L2Error::HandshakeFailed)?;
+        let mut conn = Self {
+            role,
+            state: State::Failed,
+            inbuf: Vec::new(),
+            transmit: Vec::new(),
+            events: VecDeque::new(),
+        };
+        if let Some(side) = relay_side {
+            conn.transmit.extend_from_slice(
+                crate::crypto::transit_relay_handshake(dilation_key, side).as_bytes(),
+            );
+            conn.state = State::WantRelayOk(Box::new(hs));
+        } else {
+            conn.transmit.extend_from_slice(conn.our_preamble());
+            conn.state = State::WantPreamble(Box::new(hs));
+        }
+        Ok(conn)
+    }
+
+    /// Our role.
+    #[must_use]
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// Whether the handshake completed and records can be sent.
+    #[must_use]
+    pub fn is_open(&self) -> bool {
+        matches!(self.state, State::Open(_))
+    }
+
+    /// Bytes to write to the socket, if any (all that is pending, in one buffer).
+    pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
+        if self.transmit.is_empty() {
+            None
+        } else {
+            Some(std::mem::take(&mut self.transmit))
+        }
+    }
+
+    /// The next event, if any.
+    pub fn poll_event(&mut self) -> Option<L2Event> {
+        self.events.pop_front()
+    }
+
+    /// Encrypts and frames one record. Only once open.
+    pub fn send_record(&mut self, record: &Record) -> Result<(), L2Error> {
+        let State::Open(transport) = &mut self.state else {
+            return Err(if matches!(self.state, State::Failed) {
+                L2Error::Failed
+            } else {
+                L2Error::NotOpen
+            });
+        };
+        let plain = record.encode();
+        let chunks = plain.len().div_ceil(NOISE_MAX_PAYLOAD).max(1);
+        let total = plain.len() + 16 * chunks;
+        if total > MAX_FRAME_LEN {
+            return Err(L2Error::RecordTooLarge(plain.len()));
+        }
+        // `total` ≤ MAX_FRAME_LEN < 2^32.
+        let prefix = u32::try_from(total).map_err(|_| L2Error::RecordTooLarge(plain.len()))?;
+        self.transmit.extend_from_slice(&prefix.to_be_bytes());
+        let mut buf = vec![0u8; NOISE_MAX_CIPHERTEXT];
+        for chunk in plain.chunks(NOISE_MAX_PAYLOAD) {
+            let n = transport
+                .write_message(chunk, &mut buf)
+                .map_err(|_| L2Error::Failed)?;
+            self.transmit.extend_from_slice(&buf[..n]);
+        }
+        if plain.is_empty() {
+            // Not reachable for real records (they all have a type byte); kept total.
+            let n = transport
+                .write_message(&[], &mut buf)
+                .map_err(|_| L2Error::Failed)?;
+            self.transmit.extend_from_slice(&buf[..n]);
+        }
+        Ok(())
+    }
+
+    /// Feeds bytes read from the socket. An error is final: the host closes the socket.
+    pub fn handle_data(&mut self, data: &[u8]) -> Result<(), L2Error> {
+        if matches!(self.state, State::Failed) {
+            return Err(L2Error::Failed);
+        }
+        self.inbuf.extend_from_slice(data);
+        let result = self.parse();
+        if result.is_err() {
+            self.state = State::Failed;
+            self.inbuf = Vec::new();
+        }
+        result
+    }
+
+    fn our_preamble(&self) -> &'static [u8] {
+        match self.role {
+            Role::Leader => LEADER_PREAMBLE,
+            Role::Follower => FOLLOWER_PREAMBLE,
+        }
+    }
+
+    fn their_preamble(&self) -> &'static [u8] {
+        match self.role {
+            Role::Leader => FOLLOWER_PREAMBLE,
+            Role::Follower => LEADER_PREAMBLE,
+        }
+    }
+
+    fn parse(&mut self) -> Result<(), L2Error> {
+        let inbuf = std::mem::take(&mut self.inbuf);
+        let mut pos = 0;
+        let result = loop {
+            let rest = &inbuf[pos..];
+            let step = match &self.state {
+                State::WantRelayOk(_) => match expect(rest, RELAY_OK) {
+                    Expect::Matched(n) => {
+                        pos += n;
+                        self.transmit.extend_from_slice(self.our_preamble());
+                        self.advance_relay_ok();
+                        Ok(true)
+                    }
+                    Expect::Wait => Ok(false),
+                    Expect::Mismatch => Err(L2Error::RelayRefused(
+                        String::from_utf8_lossy(&rest[..rest.len().min(64)]).into_owned(),
+                    )),
+                },
+                State::WantPreamble(_) => match expect(rest, self.their_preamble()) {
+                    Expect::Matched(n) => {
+                        pos += n;
+                        self.got_preamble()
+                    }
+                    Expect::Wait => Ok(false),
+                    Expect::Mismatch => Err(L2Error::BadPreamble),
+                },
+                State::WantHandshake(_) | State::Open(_) => match next_frame(rest) {
+                    Ok(Some((frame, n))) => {
+                        pos += n;
+                        self.got_frame(frame)
+                    }
+                    Ok(None) => Ok(false),
+                    Err(e) => Err(e),
+                },
+                State::Failed => Err(L2Error::Failed),
+            };
+            match step {
+                Ok(true) => {}
+                Ok(false) => break Ok(()),
+                Err(e) => break Err(e),
+            }
+        };
+        let mut inbuf = inbuf;
+        inbuf.drain(..pos);
+        self.inbuf = inbuf;
+        result
+    }
+
+    fn advance_relay_ok(&mut self) {
+        if let State::WantRelayOk(hs) = std::mem::replace(&mut self.state, State::Failed) {
+            self.state = State::WantPreamble(hs);
+        }
+    }
+
+    fn got_preamble(&mut self) -> Result<bool, L2Error> {
+        let State::WantPreamble(mut hs) = std::mem::replace(&mut self.state, State::Failed) else {
+            return Err(L2Error::Failed);
+        };
+        if self.role == Role::Leader {
+            let mut buf = [0u8; 128];
+            let n = hs
+                .write_message(&[], &mut buf)
+                .map_err(|_| L2Error::HandshakeFailed)?;
+            push_frame(&mut self.transmit, &buf[..n]);
+        }
+        self.state = State::WantHandshake(hs);
+        Ok(true)
+    }
+
+    fn got_frame(&mut self, frame: &[u8]) -> Result<bool, L2Error> {
+        match std::mem::replace(&mut self.state, State::Failed) {
+            State::WantHandshake(mut hs) => {
+                let mut payload = [0u8; 128];
+                if frame.len() > NOISE_MAX_CIPHERTEXT {
+                    return Err(L2Error::HandshakeFailed);
+                }
+                let mut big;
+                let out: &mut [u8] = if frame.len() <= payload.len() {
+                    &mut payload
+                } else {
+                    big = vec![0u8; frame.len()];
+                    &mut big
+                };
+                hs.read_message(frame, out)
+                    .map_err(|_| L2Error::HandshakeFailed)?;
+                if self.role == Role::Follower {
+                    let mut buf = [0u8; 128];
+                    let n = hs
+                        .write_message(&[], &mut buf)
+                        .map_err(|_| L2Error::HandshakeFailed)?;
+                    push_frame(&mut self.transmit, &buf[..n]);
+                }
+                let transport = hs
+                    .into_transport_mode()
+                    .map_err(|_| L2Error::HandshakeFailed)?;
+                self.state = State::Open(Box::new(transport));
+                if self.role == Role::Follower {
+                    self.send_record(&Record::Kcm)?;
+                }
+                self.events.push_back(L2Event::HandshakeDone);
+                Ok(true)
+            }
+            State::Open(mut transport) => {
+                let mut plain = Vec::with_capacity(frame.len());
+                let mut buf = vec![0u8; NOISE_MAX_CIPHERTEXT.min(frame.len())];
+                for slice in frame.chunks(NOISE_MAX_CIPHERTEXT) {
+                    let n = transport
+                        .read_message(slice, &mut buf)
+                        .map_err(|_| L2Error::DecryptFailed)?;
+                    plain.extend_from_slice(&buf[..n]);
+                }
+                self.state = State::Open(transport);
+                let record = Record::decode(&plain)?;
+                self.events.push_back(L2Event::Record(record));
+                Ok(true)
+            }
+            _ => Err(L2Error::Failed),
+        }
+    }
+}
+
+enum Expect {
+    Matched(usize),
+    Wait,
+    Mismatch,
+}
+
+/// Python's `_get_expected`: a prefix of `expected` waits, anything else fails.
+fn expect(buf: &[u8], expected: &[u8]) -> Expect {
+    if buf.starts_with(expected) {
+        Expect::Matched(expected.len())
+    } else if expected.starts_with(buf) {
+        Expect::Wait
+    } else {
+        Expect::Mismatch
+    }
+}
+
+/// The next complete frame in `buf` and the bytes it occupies (prefix included).
+fn next_frame(buf: &[u8]) -> Result<Option<(&[u8], usize)>, L2Error> {
+    let Some(prefix) = buf.get(..4) else {
+        return Ok(None);
+    };
+    let len = u32::from_be_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]);
+    let ulen = usize::try_from(len).map_err(|_| L2Error::FrameTooLarge(len))?;
+    if ulen > MAX_FRAME_LEN {
+        return Err(L2Error::FrameTooLarge(len));
+    }
+    Ok(buf.get(4..4 + ulen).map(|frame| (frame, 4 + ulen)))
+}
+
+fn push_frame(out: &mut Vec<u8>, frame: &[u8]) {
+    // Handshake frames are 48 bytes.
+    let len = u32::try_from(frame.len()).unwrap_or(u32::MAX);
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(frame);
+}
+
+/// snow's default primitives, with the randomness (the ephemeral key) from a seeded ChaCha20.
+struct SeededResolver([u8; 32]);
+
+struct SeededRandom(ChaCha20Rng);
+
+impl Random for SeededRandom {
+    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), snow::Error> {
+        self.0.fill_bytes(dest);
+        Ok(())
+    }
+}
+
+impl CryptoResolver for SeededResolver {
+    fn resolve_rng(&self) -> Option<Box<dyn Random>> {
+        Some(Box::new(SeededRandom(ChaCha20Rng::from_seed(self.0))))
+    }
+
+    fn resolve_dh(&self, choice: &DHChoice) -> Option<Box<dyn Dh>> {
+        DefaultResolver.resolve_dh(choice)
+    }
+
+    fn resolve_hash(&self, choice: &HashChoice) -> Option<Box<dyn Hash>> {
+        DefaultResolver.resolve_hash(choice)
+    }
+
+    fn resolve_cipher(&self, choice: &CipherChoice) -> Option<Box<dyn Cipher>> {
+        DefaultResolver.resolve_cipher(choice)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: [u8; 32] = [7; 32];
+
+    fn pair(key_l: &[u8; 32], key_f: &[u8; 32]) -> (Connection, Connection) {
+        let l = Connection::new(Role::Leader, key_l, None, [1; 32]).expect("leader");
+        let f = Connection::new(Role::Follower, key_f, None, [2; 32]).expect("follower");
+        (l, f)
+    }
+
+    /// Moves all pending bytes both ways until quiet; returns the first error of each side.
+    fn pump(l: &mut Connection, f: &mut Connection) -> (Result<(), L2Error>, Result<(), L2Error>) {
+        let (mut rl, mut rf) = (Ok(()), Ok(()));
+        loop {
+            let mut moved = false;
+            if let Some(b) = l.poll_transmit() {
+                moved = true;
+                if rf.is_ok() {
+                    rf = f.handle_data(&b);
+                }
+            }
+            if let Some(b) = f.poll_transmit() {
+                moved = true;
+                if rl.is_ok() {
+                    rl = l.handle_data(&b);
+                }
+            }
+            if !moved {
+                return (rl, rf);
+            }
+        }
+    }
+
+    fn events(c: &mut Connection) -> Vec<L2Event> {
+        std::iter::from_fn(|| c.poll_event()).collect()
+    }
+
+    /// A Leader and a Follower complete the handshake; the Follower's KCM reaches the Leader, the
+    /// messages have the reference's sizes, and records flow both ways afterwards.
+    #[test]
+    fn handshake_then_records() {
+        let (mut l, mut f) = pair(&KEY, &KEY);
+        let lb = l.poll_transmit().expect("leader preamble");
+        assert_eq!(lb, LEADER_PREAMBLE);
+        let fb = f.poll_transmit().expect("follower preamble");
+        assert_eq!(fb, FOLLOWER_PREAMBLE);
+        f.handle_data(&lb).expect("f");
+        assert_eq!(f.poll_transmit(), None, "the follower waits for message 1");
+        l.handle_data(&fb).expect("l");
+        let msg1 = l.poll_transmit().expect("message 1");
+        assert_eq!(msg1.len(), 4 + HANDSHAKE_LEN);
+        assert_eq!(&msg1[..4], &[0, 0, 0, 48]);
+        f.handle_data(&msg1).expect("f msg1");
+        let msg2_kcm = f.poll_transmit().expect("message 2 + kcm");
+        assert_eq!(msg2_kcm.len(), 4 + HANDSHAKE_LEN + 4 + 17);
+        assert_eq!(&msg2_kcm[52..56], &[0, 0, 0, 17]);
+        assert_eq!(events(&mut f), vec![L2Event::HandshakeDone]);
+        // Deliver byte by byte: the framer must cope with any split.
+        for b in &msg2_kcm {
+            l.handle_data(std::slice::from_ref(b)).expect("l byte");
+        }
+        assert_eq!(
+            events(&mut l),
+            vec![L2Event::HandshakeDone, L2Event::Record(Record::Kcm)]
+        );
+        l.send_record(&Record::Kcm).expect("kcm");
+        l.send_record(&Record::Ping([1, 2, 3, 4])).expect("ping");
+        f.send_record(&Record::Pong([1, 2, 3, 4])).expect("pong");
+        assert_eq!(pump(&mut l, &mut f), (Ok(()), Ok(())));
+        assert_eq!(
+            events(&mut f),
+            vec![
+                L2Event::Record(Record::Kcm),
+                L2Event::Record(Record::Ping([1, 2, 3, 4]))
+            ]
+        );
+        assert_eq!(
+            events(&mut l),
+            vec![L2Event::Record(Record::Pong([1, 2, 3, 4]))]
+        );
+    }
+
+    /// A record larger than one Noise message is split into 65519-byte chunks inside ONE frame
+    /// and reassembled by the reader.
+    #[test]
+    fn large_records_are_chunked_in_one_frame() {
+        let (mut l, mut f) = pair(&KEY, &KEY);
+        assert_eq!(pump(&mut l, &mut f), (Ok(()), Ok(())));
+        events(&mut l);
+        events(&mut f);
+        let data: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        let record = Record::Data {
+            scid: 1,
+            seqnum: 0,
+            data,
+        };
+        l.send_record(&record).expect("send");
+        let bytes = l.poll_transmit().expect("frame");
+        let plain_len = record.encoded_len();
+        let chunks = plain_len.div_ceil(NOISE_MAX_PAYLOAD);
+        assert_eq!(chunks, 4);
+        let frame_len = plain_len + 16 * chunks;
+        assert_eq!(bytes.len(), 4 + frame_len);
+        assert_eq!(&bytes[..4], &(frame_len as u32).to_be_bytes());
+        f.handle_data(&bytes).expect("recv");
+        assert_eq!(events(&mut f), vec![L2Event::Record(record)]);
+    }
+
+    /// A wrong PSK fails the handshake cleanly on the side that reads the first bad message.
+    #[test]
+    fn wrong_psk_fails_cleanly() {
+        let (mut l, mut f) = pair(&KEY, &[8; 32]);
+        let (rl, rf) = pump(&mut l, &mut f);
+        assert_eq!(rf, Err(L2Error::HandshakeFailed));
+        assert_eq!(rl, Ok(()));
+        assert!(!f.is_open() && !l.is_open());
+        assert_eq!(f.handle_data(b"more"), Err(L2Error::Failed));
+        assert_eq!(f.send_record(&Record::Kcm), Err(L2Error::Failed));
+    }
+
+    /// Two Leaders (or any other preamble) fail at the preamble.
+    #[test]
+    fn preamble_mismatch_fails() {
+        let mut l = Connection::new(Role::Leader, &KEY, None, [1; 32]).expect("l");
+        assert_eq!(
+            l.handle_data(b"Magic-Wormhole Dilation Handshake v1 Leader\n\n"),
+            Err(L2Error::BadPreamble)
+        );
+        let mut l = Connection::new(Role::Leader, &KEY, None, [1; 32]).expect("l");
+        assert_eq!(l.handle_data(b"Magic-Wormhole Dilation"), Ok(()));
+        assert_eq!(l.handle_data(b"X"), Err(L2Error::BadPreamble));
+    }
+
+    /// Garbage after a good preamble (a bogus handshake frame, or a huge length prefix) fails
+    /// cleanly without allocating the announced length.
+    #[test]
+    fn garbage_after_preamble_fails() {
+        let mut f = Connection::new(Role::Follower, &KEY, None, [2; 32]).expect("f");
+        let mut bytes = LEADER_PREAMBLE.to_vec();
+        bytes.extend_from_slice(&[0, 0, 0, 48]);
+        bytes.extend_from_slice(&[0x55; 48]);
+        assert_eq!(f.handle_data(&bytes), Err(L2Error::HandshakeFailed));
+
+        let mut f = Connection::new(Role::Follower, &KEY, None, [2; 32]).expect("f");
+        let mut bytes = LEADER_PREAMBLE.to_vec();
+        bytes.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 1, 2, 3]);
+        assert_eq!(f.handle_data(&bytes), Err(L2Error::FrameTooLarge(u32::MAX)));
+    }
+
+    /// A length prefix larger than any record is refused on an open connection too.
+    #[test]
+    fn oversized_frame_on_open_connection_fails() {
+        let (mut l, mut f) = pair(&KEY, &KEY);
+        assert_eq!(pump(&mut l, &mut f), (Ok(()), Ok(())));
+        let too_big = (MAX_FRAME_LEN as u32 + 1).to_be_bytes();
+        assert_eq!(
+            l.handle_data(&too_big),
+            Err(L2Error::FrameTooLarge(MAX_FRAME_LEN as u32 + 1))
+        );
+        // Tampered ciphertext is a decrypt failure.
+        let (mut l, mut f) = pair(&KEY, &KEY);
+        assert_eq!(pump(&mut l, &mut f), (Ok(()), Ok(())));
+        f.send_record(&Record::Ack { seqnum: 1 }).expect("ack");
+        let mut b = f.poll_transmit().expect("bytes");
+        let last = b.len() - 1;
+        b[last] ^= 1;
+        assert_eq!(l.handle_data(&b), Err(L2Error::DecryptFailed));
+    }
+
+    /// Through a relay: the relay line comes first, the preamble only after `ok\n`; a relay error
+    /// line fails cleanly.
+    #[test]
+    fn relay_line_then_ok() {
+        let side = "0123456789abcdef";
+        let mut l = Connection::new(Role::Leader, &KEY, Some(side), [1; 32]).expect("l");
+        let line = l.poll_transmit().expect("relay line");
+        let expected = format!(
+            "please relay {} for side {side}\n",
+            hex::encode(crate::crypto::transit_relay_token(&KEY))
+        );
+        assert_eq!(line, expected.as_bytes());
+        l.handle_data(b"o").expect("partial ok");
+        assert_eq!(l.poll_transmit(), None);
+        l.handle_data(b"k\n").expect("ok");
+        assert_eq!(l.poll_transmit().expect("preamble"), LEADER_PREAMBLE);
+
+        let mut l = Connection::new(Role::Leader, &KEY, Some(side), [1; 32]).expect("l");
+        assert!(matches!(
+            l.handle_data(b"impatient\n"),
+            Err(L2Error::RelayRefused(_))
+        ));
+    }
+
+    /// The same seeds give the same bytes: the ephemeral key comes from the injected RNG.
+    #[test]
+    fn deterministic_with_seed() {
+        let run = || {
+            let (mut l, mut f) = pair(&KEY, &KEY);
+            let fb = f.poll_transmit().expect("fp");
+            l.poll_transmit();
+            l.handle_data(&fb).expect("l");
+            l.poll_transmit().expect("msg1")
+        };
+        assert_eq!(run(), run());
+    }
+}
