@@ -528,3 +528,63 @@ fn a_mailbox_frame_over_our_limit_fails_ours_instead_of_hanging() {
     // dropping it kills it.
     drop(sender);
 }
+
+/// The Python receiver allocates the code (`receive --allocate`, printing `Allocated code:`);
+/// ours sends to it with `--code`.
+#[test]
+fn ours_sends_to_a_code_the_python_receiver_allocated() {
+    let server = MailboxServer::start();
+    let daemon = Daemon::start(&server);
+    let mut receiver = Process::spawn(&mut python(&server, &["receive", "--allocate"]));
+    let code = receiver.wait_for_stderr("the line `Allocated code: <code>`", TIMEOUT, |line| {
+        line.strip_prefix("Allocated code: ").map(str::to_owned)
+    });
+    let sent = run(
+        &mut ours(&daemon, &["send", "--code", &code, "--text", UNICODE]),
+        TIMEOUT,
+    );
+    assert_ok(&sent, "wormholectl send");
+    assert_received(&receiver.wait_with_timeout(TIMEOUT), UNICODE);
+}
+
+/// Ours receives first and waits (its connection is up once it shows the server's message of
+/// the day); a Python sender arrives later with the same fixed code.
+#[test]
+fn ours_receiver_waits_for_a_late_python_sender() {
+    let server = MailboxServer::start_with_args(&["--motd", "late sender test"]);
+    let daemon = Daemon::start(&server);
+    let code = "19-guitarist-revenge";
+    let mut receiver = Process::spawn(&mut ours(&daemon, &["receive", code]));
+    receiver.wait_for_stderr("the server's message of the day", TIMEOUT, |line| {
+        (line == " late sender test").then_some(())
+    });
+    let sent = run(
+        &mut python(
+            &server,
+            &["send", "--no-qr", "--code", code, "--text", UNICODE],
+        ),
+        TIMEOUT,
+    );
+    assert_ok(&sent, "the Python sender");
+    assert_received(&receiver.wait_with_timeout(TIMEOUT), UNICODE);
+}
+
+/// A mailbox server whose welcome carries an `error` refuses everyone: ours fails at once with
+/// exit 4 and the server's words, as sender and as receiver; the Python CLI fails too.
+#[test]
+fn a_welcome_error_fails_ours_with_the_servers_words() {
+    let server = MailboxServer::start_with_args(&["--signal-error", "closed for maintenance"]);
+    let daemon = Daemon::start(&server);
+    let received = run(
+        &mut ours(&daemon, &["receive", "23-guitarist-revenge"]),
+        TIMEOUT,
+    );
+    assert_our_failure(&received, 4, &["refused", "closed for maintenance"]);
+    let sent = run(&mut ours(&daemon, &["send", "--text", "x"]), TIMEOUT);
+    assert_our_failure(&sent, 4, &["refused", "closed for maintenance"]);
+    let python_received = run(
+        &mut python(&server, &["receive", "23-guitarist-revenge"]),
+        TIMEOUT,
+    );
+    assert_python_failure(&python_received, "closed for maintenance");
+}
