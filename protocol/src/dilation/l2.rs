@@ -286,14 +286,16 @@ impl Connection {
                     Expect::Wait => Ok(false),
                     Expect::Mismatch => Err(L2Error::BadPreamble),
                 },
-                State::WantHandshake(_) | State::Open(_) => match next_frame(rest) {
-                    Ok(Some((frame, n))) => {
-                        pos += n;
-                        self.got_frame(frame)
+                State::WantHandshake(_) | State::Open(_) => {
+                    match next_frame(rest, self.frame_limit()) {
+                        Ok(Some((frame, n))) => {
+                            pos += n;
+                            self.got_frame(frame)
+                        }
+                        Ok(None) => Ok(false),
+                        Err(e) => Err(e),
                     }
-                    Ok(None) => Ok(false),
-                    Err(e) => Err(e),
-                },
+                }
                 State::Failed => Err(L2Error::Failed),
             };
             match step {
@@ -306,6 +308,14 @@ impl Connection {
         inbuf.drain(..pos);
         self.inbuf = inbuf;
         result
+    }
+
+    /// The largest frame accepted now: one Noise message during the handshake.
+    fn frame_limit(&self) -> usize {
+        match self.state {
+            State::Open(_) => MAX_FRAME_LEN,
+            _ => NOISE_MAX_CIPHERTEXT,
+        }
     }
 
     fn advance_relay_ok(&mut self) {
@@ -399,13 +409,13 @@ fn expect(buf: &[u8], expected: &[u8]) -> Expect {
 }
 
 /// The next complete frame in `buf` and the bytes it occupies (prefix included).
-fn next_frame(buf: &[u8]) -> Result<Option<(&[u8], usize)>, L2Error> {
+fn next_frame(buf: &[u8], limit: usize) -> Result<Option<(&[u8], usize)>, L2Error> {
     let Some(prefix) = buf.get(..4) else {
         return Ok(None);
     };
     let len = u32::from_be_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]);
     let ulen = usize::try_from(len).map_err(|_| L2Error::FrameTooLarge(len))?;
-    if ulen > MAX_FRAME_LEN {
+    if ulen > limit {
         return Err(L2Error::FrameTooLarge(len));
     }
     Ok(buf.get(4..4 + ulen).map(|frame| (frame, 4 + ulen)))
@@ -597,6 +607,12 @@ mod tests {
         let mut bytes = LEADER_PREAMBLE.to_vec();
         bytes.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 1, 2, 3]);
         assert_eq!(f.handle_data(&bytes), Err(L2Error::FrameTooLarge(u32::MAX)));
+
+        // During the handshake, a frame longer than one Noise message is refused up front.
+        let mut f = Connection::new(Role::Follower, &KEY, None, [2; 32]).expect("f");
+        let mut bytes = LEADER_PREAMBLE.to_vec();
+        bytes.extend_from_slice(&65536u32.to_be_bytes());
+        assert_eq!(f.handle_data(&bytes), Err(L2Error::FrameTooLarge(65536)));
     }
 
     /// A length prefix larger than any record is refused on an open connection too.

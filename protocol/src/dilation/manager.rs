@@ -528,6 +528,7 @@ impl Dilation {
                 RemoteOpen::Refuse => {
                     let close = self.outbound.queue_close(scid);
                     self.send(&close);
+                    self.check_overload();
                 }
                 RemoteOpen::Held | RemoteOpen::Ignore => {}
             },
@@ -536,6 +537,7 @@ impl Dilation {
                 RemoteData::Refuse => {
                     let close = self.outbound.queue_close(scid);
                     self.send(&close);
+                    self.check_overload();
                 }
                 RemoteData::Held | RemoteData::Ignore => {}
             },
@@ -544,6 +546,7 @@ impl Dilation {
                     let close = self.outbound.queue_close(scid);
                     self.send(&close);
                     self.event(Event::SubchannelClosed { scid });
+                    self.check_overload();
                 }
                 RemoteClose::Notify => self.event(Event::SubchannelClosed { scid }),
                 RemoteClose::Ignore => {}
@@ -563,6 +566,13 @@ impl Dilation {
                 }
             }
             Record::Kcm => {} // a repeated KCM is harmless
+        }
+    }
+
+    /// A peer that makes us queue CLOSEs without ever ACKing would grow the queue without bound.
+    fn check_overload(&mut self) {
+        if self.outbound.is_overloaded() {
+            self.fail(DilationError::PeerNotAcking);
         }
     }
 

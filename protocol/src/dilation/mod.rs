@@ -265,6 +265,10 @@ pub enum DilationError {
     /// The peer's `please` carries our own side: a reflection, or a broken peer.
     #[error("the peer's dilation side equals ours (reflection?)")]
     ReflectedSide,
+    /// The peer kept sending records but never acknowledged ours: the outbound queue exceeded
+    /// twice its budget.
+    #[error("the dilation peer does not acknowledge our records")]
+    PeerNotAcking,
     /// A `dilate-N` message was malformed.
     #[error("bad dilation message: {0}")]
     BadMessage(String),

@@ -50,6 +50,12 @@ impl Outbound {
         }
     }
 
+    /// Whether the queue holds more than twice its budget: only possible when the peer keeps
+    /// sending (and so makes us answer with CLOSEs) but never ACKs. The connection is unusable.
+    pub(crate) fn is_overloaded(&self) -> bool {
+        self.queued_bytes > self.budget.saturating_mul(2)
+    }
+
     /// Whether writers are paused.
     pub(crate) fn is_paused(&self) -> bool {
         self.paused

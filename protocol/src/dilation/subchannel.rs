@@ -1,14 +1,14 @@
 //! Subchannels: ids, the OPEN/DATA/CLOSE state of each, listeners by subprotocol name.
 //!
 //! States of one subchannel: `Held` (opened by the peer for a subprotocol nobody listens to yet:
-//! its DATA and CLOSE are kept, bounded, until [`Subchannels::listen`] releases them), `Open`,
+//! its DATA and CLOSE are kept, bounded, until `Subchannels::listen` releases them), `Open`,
 //! `LocalClosed` (we sent CLOSE: still reading until the peer's CLOSE), then removed. A peer's
 //! CLOSE on an `Open` subchannel is answered by our CLOSE and removes it. Writing after our CLOSE
 //! is an error.
 //!
 //! Inputs: the application's `open`, `close`, `listen`, write checks; the peer's processed (new)
-//! OPEN/DATA/CLOSE. Outputs: small verdicts ([`RemoteOpen`], [`RemoteData`], [`RemoteClose`],
-//! [`Released`]) that the composite turns into records and events.
+//! OPEN/DATA/CLOSE. Outputs: small verdicts (`RemoteOpen`, `RemoteData`, `RemoteClose`,
+//! `Released`) that the composite turns into records and events.
 //!
 //! Ids: the Leader allocates 1, 3, 5…; the Follower 2, 4, 6…; 0 is unused. With expected
 //! subprotocols configured, an OPEN for another name is refused with a CLOSE (its answer is then

@@ -640,3 +640,45 @@ fn version_entries_offer_ged() {
     assert_eq!(v["can-dilate"], json!(["ged"]));
     assert_eq!(v["dilation-abilities"][1]["type"], "relay-v1");
 }
+
+/// A peer that keeps opening refused subchannels but never ACKs our CLOSEs cannot grow our
+/// queue without bound: past twice the budget, Dilation fails with a clear error.
+#[test]
+fn peer_that_never_acks_is_bounded() {
+    let mut a = config(1);
+    a.outbound_budget = 1000;
+    a.expected_subprotocols = Some(vec!["chat".into()]);
+    let mut b = config(2);
+    b.outbound_budget = 1000;
+    b.expected_subprotocols = Some(vec!["chat".into()]);
+    let mut net = Net::new(a, b);
+    net.start();
+    net.pump();
+    let l = net.leader();
+    let f = 1 - l;
+    net.links[0].hold[f] = true; // the follower never reads, so never ACKs the leader
+    for _ in 0..300 {
+        net.peers[f].open("evil").expect("open");
+        net.pump();
+    }
+    assert!(net.events[l].contains(&Event::Failed(DilationError::PeerNotAcking)));
+    assert!(net.events[l].contains(&Event::Stopped));
+}
+
+/// A half-open connection: only the Leader notices the loss. Its `reconnect` makes the still
+/// connected Follower drop its connection, answer `reconnecting` and join the next generation.
+#[test]
+fn follower_abandons_connection_on_reconnect() {
+    let mut net = Net::connected();
+    let l = net.leader();
+    let f = 1 - l;
+    let link = net.links.remove(0);
+    let now = net.now;
+    net.peers[l].handle(now, Input::ConnectionLost { id: link.ends[l] });
+    assert!(net.peers[f].is_connected(), "the follower has not noticed");
+    net.pump();
+    assert_eq!(net.count(f, |e| *e == Event::Disconnected), 1);
+    assert!(net.events[l].contains(&Event::Connected { generation: 2 }));
+    assert!(net.events[f].contains(&Event::Connected { generation: 2 }));
+    assert!(net.peers[f].is_connected() && net.peers[l].is_connected());
+}
