@@ -215,7 +215,7 @@ impl Connection {
         // `total` ≤ MAX_FRAME_LEN < 2^32.
         let prefix = u32::try_from(total).map_err(|_| L2Error::RecordTooLarge(plain.len()))?;
         self.transmit.extend_from_slice(&prefix.to_be_bytes());
-        let mut buf = vec![0u8; NOISE_MAX_CIPHERTEXT];
+        let mut buf = vec![0u8; plain.len().min(NOISE_MAX_PAYLOAD) + 16];
         for chunk in plain.chunks(NOISE_MAX_PAYLOAD) {
             let n = transport
                 .write_message(chunk, &mut buf)

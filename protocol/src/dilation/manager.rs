@@ -75,7 +75,7 @@ pub struct Dilation {
     state: State,
     role: Option<Role>,
     key: Option<[u8; 32]>,
-    versions_ok: bool,
+    version: Option<&'static str>,
     pending_please: Option<String>,
     next_phase: u64,
     generation: Generation,
@@ -100,7 +100,7 @@ impl Dilation {
             state: State::Waiting,
             role: None,
             key: None,
-            versions_ok: false,
+            version: None,
             pending_please: None,
             next_phase: 0,
             generation: 0,
@@ -160,17 +160,16 @@ impl Dilation {
                 self.maybe_start();
             }
             Input::PeerVersions(versions) => {
+                // The first of our versions that the peer also lists.
                 let theirs = versions.get("can-dilate").and_then(Value::as_array);
-                let shared = theirs.is_some_and(|theirs| {
-                    CAN_DILATE
-                        .iter()
-                        .any(|ours| theirs.iter().any(|t| t.as_str() == Some(ours)))
+                let shared = CAN_DILATE.iter().copied().find(|ours| {
+                    theirs.is_some_and(|t| t.iter().any(|v| v.as_str() == Some(ours)))
                 });
-                if !shared {
+                let Some(version) = shared else {
                     self.fail(DilationError::PeerCannotDilate);
                     return;
-                }
-                self.versions_ok = true;
+                };
+                self.version = Some(version);
                 self.maybe_start();
             }
             Input::PeerMessage(body) => self.peer_message(now, &body),
@@ -303,10 +302,10 @@ impl Dilation {
     }
 
     fn maybe_start(&mut self) {
-        if self.state != State::Waiting || self.key.is_none() || !self.versions_ok {
+        let (State::Waiting, Some(_), Some(version)) = (self.state, self.key, self.version) else {
             return;
-        }
-        self.send_l1(json!({"type": "please", "side": self.side, "use-version": CAN_DILATE[0]}));
+        };
+        self.send_l1(json!({"type": "please", "side": self.side, "use-version": version}));
         self.state = State::Wanting;
         if let Some(side) = self.pending_please.take() {
             self.got_please(&side);
