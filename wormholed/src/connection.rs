@@ -131,6 +131,12 @@ impl Actor for MailboxConnection {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.run_interval(PING_INTERVAL, |conn, ctx| {
+            // The interval keeps this actor alive: stop once the wormhole it serves is gone.
+            if !conn.to_machine.connected() {
+                conn.drop_connection(ctx);
+                ctx.stop();
+                return;
+            }
             if let State::Open { sink, .. } = &mut conn.state {
                 if conn.last_heard.elapsed() > SILENCE_LIMIT {
                     tracing::info!(url = %conn.url, "mailbox server silent; dropping connection");

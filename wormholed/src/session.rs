@@ -27,6 +27,10 @@ pub(crate) struct ControlSession<W: AsyncWrite + Unpin + 'static> {
     /// Set when the session ends itself (an over-long line): the writer flushes the last answer,
     /// then stops the session through [`WriteHandler::finished`].
     closing: bool,
+    /// Requests forwarded to the registry and not yet answered.
+    unanswered: usize,
+    /// The client has finished sending (end of stream): close once every request is answered.
+    read_closed: bool,
 }
 
 impl<W: AsyncWrite + Unpin + 'static> ControlSession<W> {
@@ -50,6 +54,8 @@ impl<W: AsyncWrite + Unpin + 'static> ControlSession<W> {
                 writer: FramedWrite::new(writer, LinesCodec::new(), ctx),
                 greeted: false,
                 closing: false,
+                unanswered: 0,
+                read_closed: false,
             }
         })
     }
@@ -70,6 +76,14 @@ impl<W: AsyncWrite + Unpin + 'static> ControlSession<W> {
 
     fn respond(&mut self, id: Option<u64>, outcome: Outcome) {
         self.write(&DaemonLine::Response(Response { id, outcome }));
+    }
+
+    /// Once the client has stopped sending and every request is answered, flush and close.
+    fn close_when_answered(&mut self) {
+        if self.read_closed && self.unanswered == 0 && !self.closing {
+            self.closing = true;
+            self.writer.close();
+        }
     }
 
     fn handle_line(&mut self, line: &str, ctx: &mut Context<Self>) {
@@ -110,6 +124,7 @@ impl<W: AsyncWrite + Unpin + 'static> ControlSession<W> {
                 )),
             ),
             (true, body) => {
+                self.unanswered += 1;
                 let client = self.client(ctx);
                 self.registry.do_send(ClientRequest {
                     client,
@@ -156,13 +171,13 @@ impl<W: AsyncWrite + Unpin + 'static> StreamHandler<Result<String, LinesCodecErr
         }
     }
 
-    fn finished(&mut self, ctx: &mut Context<Self>) {
-        // tokio-util ends the stream right after a decoding error (the over-long line). Stopping
-        // now would drop the `line-too-long` answer unsent (actix's `FramedWrite` does not flush
-        // on drop); the writer stops the session once that answer is out.
-        if !self.closing {
-            ctx.stop();
-        }
+    fn finished(&mut self, _: &mut Context<Self>) {
+        // tokio-util ends the stream right after a decoding error (the over-long line), and a
+        // client may half-close after its last request. Stopping now would drop answers unsent
+        // (actix's `FramedWrite` does not flush on drop): the writer is closed once every
+        // request is answered, and it stops the session when its last line is out.
+        self.read_closed = true;
+        self.close_when_answered();
     }
 }
 
@@ -181,6 +196,10 @@ impl<W: AsyncWrite + Unpin + 'static> Handler<ToClient> for ControlSession<W> {
     type Result = ();
 
     fn handle(&mut self, ToClient(line): ToClient, _: &mut Context<Self>) {
+        if matches!(line, DaemonLine::Response(_)) {
+            self.unanswered = self.unanswered.saturating_sub(1);
+        }
         self.write(&line);
+        self.close_when_answered();
     }
 }
