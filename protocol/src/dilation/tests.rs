@@ -25,6 +25,8 @@ struct Link {
     inflight: [VecDeque<u8>; 2],
     /// While true, bytes towards that peer are not delivered.
     hold: [bool; 2],
+    /// Through a transit relay: each side's `please relay` line, until both are complete.
+    relay: Option<[Vec<u8>; 2]>,
 }
 
 struct Net {
@@ -45,6 +47,10 @@ struct Net {
     /// Largest chunk handed to `ConnectionData` at once.
     chunk: usize,
     auto_connect: bool,
+    /// New links go through a (simulated) transit relay.
+    relay: bool,
+    /// The relay lines seen by the simulated relay.
+    relay_lines: Vec<String>,
 }
 
 fn config(seed: u8) -> DilationConfig {
@@ -70,6 +76,8 @@ impl Net {
             next_id: 100,
             chunk: 7000,
             auto_connect: true,
+            relay: false,
+            relay_lines: Vec::new(),
         }
     }
 
@@ -124,6 +132,33 @@ impl Net {
             }
             Output::Transmit { id, data } => {
                 if let Some(link) = self.links.iter_mut().find(|l| l.ends[i] == id) {
+                    let mut data = &data[..];
+                    if let Some(lines) = &mut link.relay {
+                        // The relay reads each side's line; nothing may follow it before `ok`.
+                        assert!(
+                            !lines[i].ends_with(b"\n"),
+                            "data sent before the relay's ok"
+                        );
+                        let end = data
+                            .iter()
+                            .position(|b| *b == b'\n')
+                            .map_or(data.len(), |p| p + 1);
+                        lines[i].extend_from_slice(&data[..end]);
+                        data = &data[end..];
+                        assert!(data.is_empty(), "data sent before the relay's ok");
+                        if lines.iter().all(|l| l.ends_with(b"\n")) {
+                            let [a, b] = lines.clone();
+                            let a = String::from_utf8(a).expect("utf8");
+                            let b = String::from_utf8(b).expect("utf8");
+                            // Same token, different sides: the relay pairs them.
+                            assert_eq!(a[..77], b[..77]);
+                            assert_ne!(a, b);
+                            self.relay_lines.extend([a, b]);
+                            link.relay = None;
+                            link.inflight[0].extend(b"ok\n");
+                            link.inflight[1].extend(b"ok\n");
+                        }
+                    }
                     link.inflight[1 - i].extend(data);
                 }
             }
@@ -202,6 +237,7 @@ impl Net {
             ends,
             inflight: [VecDeque::new(), VecDeque::new()],
             hold: [false, false],
+            relay: self.relay.then(|| [Vec::new(), Vec::new()]),
         });
         let now = self.now;
         for (i, generation) in [(0, g0), (1, g1)] {
@@ -210,7 +246,7 @@ impl Net {
                 Input::ConnectionMade {
                     id: ends[i],
                     generation,
-                    relay: false,
+                    relay: self.relay,
                 },
             );
         }
@@ -681,4 +717,30 @@ fn follower_abandons_connection_on_reconnect() {
     assert!(net.events[l].contains(&Event::Connected { generation: 2 }));
     assert!(net.events[f].contains(&Event::Connected { generation: 2 }));
     assert!(net.peers[f].is_connected() && net.peers[l].is_connected());
+}
+
+/// Connections through a transit relay: each side sends `please relay <token> for side <its
+/// dilation side>\n` (same token from the dilation key), waits for `ok\n`, then the preambles
+/// and the handshake follow; data flows as on a direct connection.
+#[test]
+fn through_a_transit_relay() {
+    let mut net = Net::new(config(1), config(2));
+    net.relay = true;
+    net.start();
+    net.pump();
+    assert!(net.peers[0].is_connected() && net.peers[1].is_connected());
+    let token = hex::encode(crate::crypto::transit_relay_token(&KEY));
+    let mut expected: Vec<String> = (0..2)
+        .map(|i| format!("please relay {token} for side {}\n", net.peers[i].side()))
+        .collect();
+    let mut seen = net.relay_lines.clone();
+    expected.sort();
+    seen.sort();
+    assert_eq!(seen, expected);
+    let l = net.leader();
+    net.peers[1 - l].listen("x");
+    let scid = net.peers[l].open("x").expect("open");
+    net.write_all(l, scid, b"via relay");
+    net.pump();
+    assert_eq!(net.data[1 - l][&scid], b"via relay");
 }
