@@ -512,3 +512,59 @@ mod tests {
         }
     }
 }
+
+/// Throughput of the record codec per cipher backend and record size. A benchmark, not a test:
+/// `cargo test --release -p wormhole-protocol bench_record_codec -- --ignored --nocapture`.
+#[cfg(test)]
+mod bench {
+    use std::time::Instant;
+
+    use super::*;
+    use crate::crypto::SecretBoxBackend;
+
+    #[allow(clippy::disallowed_methods)] // A benchmark reads the clock.
+    fn now() -> Instant {
+        Instant::now()
+    }
+
+    #[test]
+    #[ignore = "benchmark: run with --release --ignored --nocapture"]
+    fn bench_record_codec() {
+        const TOTAL: usize = 512 << 20;
+        let key = [3u8; 32];
+        println!("| backend | record | seal MB/s | open MB/s |");
+        println!("|---|---|---|---|");
+        for backend in [SecretBoxBackend::RustCrypto, SecretBoxBackend::Libsodium] {
+            for record in [16usize << 10, 64 << 10, 256 << 10, 1 << 20] {
+                let cipher = SecretBox::with_backend(&key, backend).expect("backend");
+                let mut sealer = RecordSealer::with_cipher(cipher.clone());
+                let mut opener = RecordOpener::with_cipher(cipher);
+                let plain = vec![0x61u8; record];
+                let count = TOTAL / record;
+                let mut wire = Vec::with_capacity(record + 64);
+                let mut seal_time = 0.0;
+                let mut open_time = 0.0;
+                for _ in 0..count {
+                    wire.clear();
+                    let t = now();
+                    sealer.seal_into(&plain, &mut wire).expect("seal");
+                    seal_time += t.elapsed().as_secs_f64();
+                    let t = now();
+                    let mut head = [0u8; RECORD_OVERHEAD];
+                    head.copy_from_slice(&wire[LENGTH_LEN..LENGTH_LEN + RECORD_OVERHEAD]);
+                    opener
+                        .open_in_place(&head, &mut wire[LENGTH_LEN + RECORD_OVERHEAD..])
+                        .expect("open");
+                    open_time += t.elapsed().as_secs_f64();
+                }
+                let mb = (count * record) as f64 / 1e6;
+                println!(
+                    "| {backend:?} | {} KiB | {:.0} | {:.0} |",
+                    record >> 10,
+                    mb / seal_time,
+                    mb / open_time
+                );
+            }
+        }
+    }
+}

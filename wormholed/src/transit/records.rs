@@ -84,8 +84,18 @@ impl RecordReader {
         let len = RecordOpener::parse_length(prefix).map_err(invalid)?;
         let mut head = [0u8; RECORD_OVERHEAD];
         self.input.read_exact(&mut head)?;
-        let mut body = vec![0u8; len - RECORD_OVERHEAD];
-        self.input.read_exact(&mut body)?;
+        // Read into the spare capacity (no zero-filling); `len` was bounded by parse_length.
+        let ct_len = len - RECORD_OVERHEAD;
+        let mut body = Vec::with_capacity(ct_len);
+        (&mut self.input)
+            .take(ct_len as u64)
+            .read_to_end(&mut body)?;
+        if body.len() != ct_len {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "end of stream inside a record",
+            ));
+        }
         self.opener
             .open_in_place(&head, &mut body)
             .map_err(invalid)?;

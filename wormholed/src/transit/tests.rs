@@ -197,3 +197,237 @@ async fn advertises_python_shaped_hints() {
     assert_eq!(hints[1]["hints"][0]["port"], 4001);
     assert_eq!(msg["abilities-v1"][1]["type"], "relay-v1");
 }
+
+/// CPU time of the calling thread so far, in seconds (Linux: `/proc/thread-self/schedstat`).
+fn thread_cpu() -> f64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .map_or(0.0, |ns| ns as f64 / 1e9)
+}
+
+/// Transport throughput, ours → ours over loopback (direct), 1 GiB per record size: sealing
+/// and writing on one thread, reading and opening on another (no file IO, no hashing), with the
+/// CPU seconds each side spent. A benchmark, not a test: `cargo test --release -p wormholed
+/// bench_transit -- --ignored --nocapture`.
+#[tokio::test]
+#[ignore = "benchmark: run with --release --ignored --nocapture"]
+async fn bench_transit_loopback() {
+    const TOTAL: usize = 1 << 30;
+    println!("| record | MB/s | sender CPU s | receiver CPU s |");
+    println!("|---|---|---|---|");
+    for record in [16usize << 10, 64 << 10, 256 << 10, 1 << 20] {
+        let (s, r) = connect_pair(
+            loopback_config(true, vec![]),
+            loopback_config(false, vec![]),
+        )
+        .await;
+        let (mut writer, _s_reader) = s.split().expect("split sender");
+        let (_r_writer, mut reader) = r.split().expect("split receiver");
+        let start = std::time::Instant::now();
+        let send = thread::spawn(move || {
+            let cpu = thread_cpu();
+            let chunk = vec![0x42u8; record];
+            for _ in 0..TOTAL / record {
+                writer.send_record(&chunk).expect("send");
+            }
+            thread_cpu() - cpu
+        });
+        let cpu = thread_cpu();
+        let mut got = 0;
+        while got < TOTAL {
+            got += reader
+                .receive_record()
+                .expect("record")
+                .expect("not eof")
+                .len();
+        }
+        let receiver_cpu = thread_cpu() - cpu;
+        let sender_cpu = send.join().expect("sender thread");
+        let secs = start.elapsed().as_secs_f64();
+        println!(
+            "| {} KiB | {:.0} | {sender_cpu:.2} | {receiver_cpu:.2} |",
+            record >> 10,
+            TOTAL as f64 / 1e6 / secs
+        );
+    }
+}
+
+/// A Transit end of the Python reference (magic-wormhole 0.24's `TransitSender` /
+/// `TransitReceiver`) for `python -c`: prints its transit message as one JSON line, reads ours
+/// from stdin, connects, then (receiver) counts `argv[3]` bytes of records and answers an ack,
+/// or (sender) sends `argv[3]` bytes in 16 KiB records and prints the ack it gets.
+const PYTHON_TRANSIT: &str = r#"
+import json, sys, time
+from twisted.internet import defer, task
+from wormhole.transit import TransitReceiver, TransitSender
+
+@defer.inlineCallbacks
+def main(reactor, role, key_hex, total):
+    total = int(total)
+    cls = TransitSender if role == "sender" else TransitReceiver
+    t = cls(transit_relay=None, reactor=reactor)
+    t.set_transit_key(bytes.fromhex(key_hex))
+    hints = yield t.get_connection_hints()
+    print(json.dumps({"abilities-v1": t.get_connection_abilities(), "hints-v1": hints}), flush=True)
+    peer = json.loads(sys.stdin.readline())
+    t.add_connection_hints(peer["hints-v1"])
+    conn = yield t.connect()
+    start = time.monotonic()
+    if role == "receiver":
+        got = 0
+        sizes = set()
+        while got < total:
+            rec = yield conn.receive_record()
+            got += len(rec)
+            sizes.add(len(rec))
+        conn.send_record(b'{"ack": "ok"}')
+        yield task.deferLater(reactor, 0.2, lambda: None)
+        print("received %d bytes, record sizes %s, %.1f MB/s" % (got, sorted(sizes), got / 1e6 / (time.monotonic() - start)), flush=True)
+    else:
+        data = bytes(range(256)) * 64
+        sent = 0
+        while sent < total:
+            conn.send_record(data)
+            sent += len(data)
+        ack = yield conn.receive_record()
+        print("ack %s" % ack.decode(), flush=True)
+    conn.close()
+
+task.react(main, sys.argv[1:])
+"#;
+
+/// Runs [`PYTHON_TRANSIT`] as `role` with `total` bytes; returns the child and its message.
+fn python_transit(role: &str, total: usize) -> (std::process::Child, serde_json::Value) {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(wormhole_tests::venv_python())
+        .args([
+            "-c",
+            PYTHON_TRANSIT,
+            role,
+            &hex::encode(KEY),
+            &total.to_string(),
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start python");
+    let stdout = child.stdout.as_mut().expect("piped stdout");
+    let mut line = String::new();
+    io::BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("python's transit message");
+    let msg = serde_json::from_str(&line).expect("python prints JSON");
+    (child, msg)
+}
+
+fn finish_python(mut child: std::process::Child) -> String {
+    use std::io::Read;
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .expect("piped stdout")
+        .read_to_string(&mut out)
+        .expect("python output");
+    let status = child.wait().expect("python exits");
+    assert!(status.success(), "python failed: {out}");
+    out
+}
+
+/// Our sender → the Python receiver: the handshake interoperates, and Python accepts our
+/// large records (256 KiB and 1 MiB) as well as its own 16 KiB size.
+#[tokio::test]
+async fn python_receiver_accepts_our_records() {
+    let sizes = [16usize << 10, 256 << 10, 1 << 20];
+    let total: usize = sizes.iter().map(|s| s * 3).sum();
+    let (mut child, py_msg) = python_transit("receiver", total);
+    let (pending, our_msg) = prepare(loopback_config(true, vec![]), Role::Sender, KEY)
+        .await
+        .expect("prepare");
+    {
+        use std::io::Write;
+        let stdin = child.stdin.as_mut().expect("piped stdin");
+        writeln!(stdin, "{our_msg}").expect("send our message");
+    }
+    let conn = pending.connect(&py_msg).await.expect("connect to python");
+    let out = thread::spawn(move || {
+        let (mut writer, mut reader) = conn.split().expect("split");
+        for size in sizes {
+            for i in 0..3u8 {
+                writer.send_record(&vec![i; size]).expect("send");
+            }
+        }
+        let ack = reader.receive_record().expect("ack").expect("not eof");
+        assert_eq!(ack, b"{\"ack\": \"ok\"}");
+        finish_python(child)
+    })
+    .join()
+    .expect("worker");
+    assert!(out.contains(&format!("received {total} bytes")), "{out}");
+    assert!(out.contains("1048576]"), "{out}");
+}
+
+/// The Python sender → our receiver (Python's 16 KiB records, its `go`).
+#[tokio::test]
+async fn python_sender_to_our_receiver() {
+    let total = 1 << 20;
+    let (mut child, py_msg) = python_transit("sender", total);
+    let (pending, our_msg) = prepare(loopback_config(true, vec![]), Role::Receiver, KEY)
+        .await
+        .expect("prepare");
+    {
+        use std::io::Write;
+        let stdin = child.stdin.as_mut().expect("piped stdin");
+        writeln!(stdin, "{our_msg}").expect("send our message");
+    }
+    let conn = pending.connect(&py_msg).await.expect("connect to python");
+    let out = thread::spawn(move || {
+        let (mut writer, mut reader) = conn.split().expect("split");
+        let mut got = Vec::new();
+        while got.len() < total {
+            let rec = reader.receive_record().expect("record").expect("not eof");
+            assert_eq!(rec.len(), 16 << 10);
+            got.extend_from_slice(&rec);
+        }
+        assert!(got.chunks(256).all(|c| c.iter().copied().eq(0..=255u8)));
+        writer.send_record(b"{\"ack\": \"ok\"}").expect("send ack");
+        finish_python(child)
+    })
+    .join()
+    .expect("worker");
+    assert!(out.contains("ack {\"ack\": \"ok\"}"), "{out}");
+}
+
+/// Our sender → the Python receiver, 256 MiB per record size: how fast Python takes our
+/// records (its receiver joins its input buffer by copying, so huge records cost it). A
+/// benchmark: `cargo test --release -p wormholed bench_python_receiver -- --ignored --nocapture`.
+#[tokio::test]
+#[ignore = "benchmark: run with --release --ignored --nocapture"]
+async fn bench_python_receiver() {
+    const TOTAL: usize = 256 << 20;
+    for record in [16usize << 10, 64 << 10, 256 << 10, 1 << 20] {
+        let (mut child, py_msg) = python_transit("receiver", TOTAL);
+        let (pending, our_msg) = prepare(loopback_config(true, vec![]), Role::Sender, KEY)
+            .await
+            .expect("prepare");
+        {
+            use std::io::Write;
+            let stdin = child.stdin.as_mut().expect("piped stdin");
+            writeln!(stdin, "{our_msg}").expect("send our message");
+        }
+        let conn = pending.connect(&py_msg).await.expect("connect to python");
+        let out = thread::spawn(move || {
+            let (mut writer, mut reader) = conn.split().expect("split");
+            let chunk = vec![7u8; record];
+            for _ in 0..TOTAL / record {
+                writer.send_record(&chunk).expect("send");
+            }
+            let _ = reader.receive_record();
+            finish_python(child)
+        })
+        .join()
+        .expect("worker");
+        println!("{} KiB records: python {}", record >> 10, out.trim());
+    }
+}
