@@ -543,6 +543,52 @@ mod tests {
         );
     }
 
+    /// A tiny deterministic generator for the garbage tests (no RNG source in this crate).
+    fn lcg(state: &mut u64) -> u64 {
+        *state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        *state >> 33
+    }
+
+    #[test]
+    fn garbage_never_panics() {
+        let mut seed = 7;
+        let mut good = b"ok\n".to_vec();
+        good.extend_from_slice(SENDER_LINE);
+        good.extend_from_slice(GO);
+        for round in 0..2000 {
+            // Half pure garbage, half a valid stream with one byte flipped or cut short.
+            let input: Vec<u8> = if round % 2 == 0 {
+                let len = (lcg(&mut seed) % 200) as usize;
+                (0..len).map(|_| lcg(&mut seed) as u8).collect()
+            } else {
+                let mut v = good.clone();
+                let at = (lcg(&mut seed) as usize) % v.len();
+                v[at] ^= 1 + (lcg(&mut seed) % 255) as u8;
+                v.truncate(at + 1 + (lcg(&mut seed) as usize) % (v.len() - at));
+                v
+            };
+            let mut hs = if round % 3 == 0 {
+                Handshake::direct(Role::Receiver, &tk())
+            } else {
+                Handshake::relayed(Role::Receiver, &tk(), "0123456789abcdef")
+            };
+            let _ = hs.poll_transmit();
+            let mut rest = &input[..];
+            while !rest.is_empty() {
+                let n = 1 + (lcg(&mut seed) as usize) % rest.len();
+                if hs.handle_data(&rest[..n]).is_err() {
+                    assert_eq!(hs.stage(), Stage::Failed);
+                    assert_eq!(hs.poll_transmit(), None);
+                    break;
+                }
+                rest = &rest[n..];
+            }
+            let _ = hs.handle_eof();
+        }
+    }
+
     #[test]
     fn leftover_is_bounded() {
         let mut r = Handshake::direct(Role::Receiver, &tk());

@@ -487,6 +487,55 @@ mod tests {
     }
 
     #[test]
+    fn garbage_and_mutations_never_panic() {
+        let mut seed = 11u64;
+        let mut next = move || {
+            seed = seed
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            seed >> 33
+        };
+        let (mut sealer, _) = pair();
+        let mut valid = Vec::new();
+        for i in 0..5 {
+            sealer
+                .seal_into(&vec![i; 100 * i as usize], &mut valid)
+                .expect("seal");
+        }
+        for round in 0..2000 {
+            let input: Vec<u8> = if round % 2 == 0 {
+                let len = (next() % 300) as usize;
+                (0..len).map(|_| next() as u8).collect()
+            } else {
+                let mut v = valid.clone();
+                let at = (next() as usize) % v.len();
+                v[at] ^= 1 + (next() % 255) as u8;
+                v
+            };
+            let (_, mut decoder) = pair();
+            let mut rest = &input[..];
+            let mut records = Vec::new();
+            let mut failed = false;
+            while !rest.is_empty() {
+                let n = 1 + (next() as usize) % rest.len();
+                match decoder.push_all(&rest[..n]) {
+                    Ok(got) => records.extend(got),
+                    Err(_) => {
+                        failed = true;
+                        break;
+                    }
+                }
+                rest = &rest[n..];
+            }
+            // A flipped byte of a valid stream is always caught: an error (length, nonce or
+            // MAC), or a record still incomplete (a length made larger).
+            if round % 2 == 1 {
+                assert!(failed || records.len() < 5, "round {round}");
+            }
+        }
+    }
+
+    #[test]
     fn empty_records_work() {
         let (mut sealer, mut decoder) = pair();
         let wire = sealer.seal(b"").expect("seal");

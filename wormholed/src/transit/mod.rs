@@ -305,7 +305,7 @@ impl PendingTransit {
                 Source::Inbound(stream, addr) => (
                     stream,
                     Handshake::direct(role, &key),
-                    format!("<-tcp:{addr}"),
+                    format!("<-tcp:{}:{}", addr.ip().to_canonical(), addr.port()),
                 ),
                 Source::Dial { hint, relay } => {
                     let description = if relay {
