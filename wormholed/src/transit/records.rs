@@ -49,6 +49,7 @@ impl RecordWriter {
     }
 
     /// Records sent so far.
+    #[cfg(test)]
     pub(crate) fn records_sent(&self) -> u64 {
         self.sealer.count()
     }
@@ -103,6 +104,7 @@ impl RecordReader {
     }
 
     /// Records received so far.
+    #[cfg(test)]
     pub(crate) fn records_received(&self) -> u64 {
         self.opener.count()
     }

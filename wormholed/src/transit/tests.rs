@@ -5,6 +5,8 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::thread;
 
+use wormhole_protocol::transit::race::RELAY_DELAY;
+
 use super::*;
 
 const KEY: [u8; 32] = [0x5a; 32];
@@ -116,6 +118,56 @@ async fn relay_only_through_the_reference_relay() {
         r.description()
     );
     transfer(s, r, 4 << 20, 256 << 10);
+}
+
+/// A direct hint that refuses connections: the receiver still waits the relay delay (as the
+/// reference does), then both meet at the relay.
+#[tokio::test]
+async fn dead_direct_hint_falls_back_to_the_relay() {
+    let relay = wormhole_tests::TransitRelay::start();
+    let (s_pending, mut s_msg) = prepare(
+        loopback_config(false, vec![relay.hint()]),
+        Role::Sender,
+        KEY,
+    )
+    .await
+    .expect("prepare sender");
+    let (r_pending, r_msg) = prepare(
+        loopback_config(false, vec![relay.hint()]),
+        Role::Receiver,
+        KEY,
+    )
+    .await
+    .expect("prepare receiver");
+    // Port 1 of 127.0.0.1: nothing listens there.
+    s_msg["hints-v1"]
+        .as_array_mut()
+        .expect("hints list")
+        .insert(0, DirectHint::new("127.0.0.1", 1).to_json());
+    let started = std::time::Instant::now();
+    let (s, r) = tokio::join!(s_pending.connect(&r_msg), r_pending.connect(&s_msg));
+    let (s, r) = (s.expect("sender connects"), r.expect("receiver connects"));
+    assert!(started.elapsed() >= RELAY_DELAY, "{:?}", started.elapsed());
+    assert!(
+        r.description().starts_with("->relay:"),
+        "{}",
+        r.description()
+    );
+    transfer(s, r, 1 << 20, 64 << 10);
+}
+
+/// With both direct and relay available, the direct connection wins before the relay is tried.
+#[tokio::test]
+async fn direct_wins_over_relay() {
+    let relay = wormhole_tests::TransitRelay::start();
+    let (s, r) = connect_pair(
+        loopback_config(true, vec![relay.hint()]),
+        loopback_config(true, vec![relay.hint()]),
+    )
+    .await;
+    assert!(!s.description().contains("relay"), "{}", s.description());
+    assert!(!r.description().contains("relay"), "{}", r.description());
+    transfer(s, r, 1 << 20, 64 << 10);
 }
 
 #[tokio::test]
