@@ -499,6 +499,9 @@ fn receive_data(
     if received < total {
         return Err(DataError::transfer("the transfer stopped early"));
     }
+    if cancel.load(Ordering::Relaxed) {
+        return Err(DataError::transfer("cancelled"));
+    }
     if total == 0 {
         progress.add(0);
     }
@@ -640,4 +643,184 @@ fn unpack_directory(
         let _ = fs::remove_dir_all(&kept);
         DataError::io("renaming into place", &e)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Seek;
+
+    use super::*;
+
+    fn folder() -> tempfile::TempDir {
+        tempfile::Builder::new()
+            .prefix("file-transfer-test-")
+            .tempdir()
+            .expect("a temporary folder")
+    }
+
+    /// One zip entry for [`zip_of`]: name, Unix mode, content (`None`: a folder).
+    type Entry<'a> = (&'a str, u32, Option<&'a [u8]>);
+
+    /// A zip in a temporary file with these entries.
+    fn zip_of(entries: &[Entry<'_>]) -> NamedTempFile {
+        let mut file = NamedTempFile::new().expect("temp file");
+        {
+            let mut zip = zip::ZipWriter::new(file.as_file_mut());
+            for (name, mode, content) in entries {
+                let options = zip::write::SimpleFileOptions::default()
+                    .compression_method(zip::CompressionMethod::Stored)
+                    .unix_permissions(*mode);
+                match content {
+                    Some(target) if *mode == 0o120_777 => {
+                        let target = String::from_utf8_lossy(target).into_owned();
+                        zip.add_symlink(*name, target, options).expect("symlink");
+                    }
+                    Some(bytes) => {
+                        zip.start_file(*name, options).expect("entry");
+                        zip.write_all(bytes).expect("data");
+                    }
+                    None => zip.add_directory(*name, options).expect("dir"),
+                }
+            }
+            zip.finish().expect("finish");
+        }
+        file.as_file_mut().rewind().expect("rewind");
+        file
+    }
+
+    #[test]
+    fn directory_offers_follow_the_reference_layout() {
+        let dir = folder();
+        let root = dir.path().join("top");
+        fs::create_dir_all(root.join("sub/empty")).expect("mkdir");
+        fs::write(root.join("a.txt"), b"abc").expect("write");
+        fs::write(root.join("sub/run.sh"), b"#!/bin/sh\n").expect("write");
+        fs::set_permissions(root.join("sub/run.sh"), fs::Permissions::from_mode(0o755))
+            .expect("chmod");
+        let (offer, source, total) = build_offer(&root).expect("offer");
+        let Offer::Directory(directory) = offer else {
+            panic!("a directory offer")
+        };
+        assert_eq!(directory.dirname, "top");
+        assert_eq!((directory.numfiles, directory.numbytes), (2, 13));
+        let Source::Zip { file } = source else {
+            panic!("a zip source")
+        };
+        assert_eq!(file.as_file().metadata().expect("stat").len(), total);
+        assert_eq!(directory.zipsize, total);
+        let mut archive = zip::ZipArchive::new(file.reopen().expect("open")).expect("zip");
+        let mut seen = Vec::new();
+        for index in 0..archive.len() {
+            let entry = archive.by_index(index).expect("entry");
+            assert_eq!(entry.compression(), zip::CompressionMethod::Stored);
+            seen.push((
+                entry.name().to_owned(),
+                entry.unix_mode().map(|m| m & 0o777),
+            ));
+        }
+        seen.sort();
+        assert_eq!(
+            seen,
+            [
+                ("a.txt".to_owned(), Some(0o644 & !current_umask())),
+                ("sub/empty/".to_owned(), Some(0o755 & !current_umask())),
+                ("sub/run.sh".to_owned(), Some(0o755)),
+            ]
+        );
+    }
+
+    #[test]
+    fn unpacking_applies_modes_and_renames_into_place() {
+        let dir = folder();
+        let destination = Destination {
+            path: dir.path().join("got"),
+            replace: false,
+        };
+        let zip = zip_of(&[
+            ("x/run.sh", 0o755, Some(b"#!")),
+            ("x/plain", 0o600, Some(b"p")),
+            ("empty/", 0o700, None),
+        ]);
+        if let Err(e) = unpack_directory(zip, &destination, 3) {
+            panic!("{}", e.message);
+        }
+        let mode = |p: &str| {
+            fs::metadata(dir.path().join("got").join(p))
+                .expect("exists")
+                .permissions()
+                .mode()
+                & 0o777
+        };
+        assert_eq!(mode("x/run.sh"), 0o755);
+        assert_eq!(mode("x/plain"), 0o600);
+        assert_eq!(mode("empty"), 0o700);
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .expect("list")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert_eq!(names, ["got"], "no temporary folder is left");
+    }
+
+    #[test]
+    fn hostile_zips_write_nothing() {
+        let cases: &[&[Entry<'_>]] = &[
+            &[
+                ("ok.txt", 0o644, Some(b"ok")),
+                ("../evil", 0o644, Some(b"x")),
+            ],
+            &[("a/../../evil", 0o644, Some(b"x"))],
+            &[("/etc/evil", 0o644, Some(b"x"))],
+            &[("link", 0o120_777, Some(b"/etc/passwd"))],
+            &[("a", 0o644, Some(b"1")), ("a/b", 0o644, Some(b"2"))],
+            &[("big", 0o644, Some(b"more than announced"))],
+        ];
+        for entries in cases {
+            let dir = folder();
+            let inner = dir.path().join("inner");
+            fs::create_dir(&inner).expect("mkdir");
+            let destination = Destination {
+                path: inner.join("got"),
+                replace: false,
+            };
+            let result = unpack_directory(zip_of(entries), &destination, 4);
+            assert!(result.is_err(), "{entries:?} must be refused");
+            assert_eq!(
+                fs::read_dir(&inner).expect("list").count(),
+                0,
+                "{entries:?}"
+            );
+            assert_eq!(fs::read_dir(dir.path()).expect("list").count(), 1);
+        }
+    }
+
+    #[test]
+    fn destinations_follow_the_reference_rules() {
+        let dir = folder();
+        let offer = IncomingOffer::File {
+            name: "a.txt".into(),
+            size: 1,
+        };
+        let d = decide_destination(dir.path(), None, &offer).expect("free name");
+        assert_eq!((d.path, d.replace), (dir.path().join("a.txt"), false));
+        fs::write(dir.path().join("a.txt"), b"old").expect("write");
+        let refused = decide_destination(dir.path(), None, &offer).expect_err("exists");
+        assert!(
+            refused.contains("refusing to overwrite existing 'a.txt'"),
+            "{refused}"
+        );
+        let named = dir.path().join("a.txt");
+        let d = decide_destination(dir.path(), Some(&named), &offer).expect("named");
+        assert!(d.replace);
+        let sub = dir.path().join("sub");
+        fs::create_dir(&sub).expect("mkdir");
+        let d = decide_destination(dir.path(), Some(&sub), &offer).expect("inside");
+        assert_eq!(d.path, sub.join("a.txt"));
+        fs::create_dir(sub.join("a.txt")).expect("mkdir");
+        let refused = decide_destination(dir.path(), Some(&sub), &offer).expect_err("a folder");
+        assert!(
+            refused.contains("Not deleting existing directory"),
+            "{refused}"
+        );
+        assert!(free_space(&dir.path().join("x")).is_some_and(|free| free > 0));
+    }
 }
