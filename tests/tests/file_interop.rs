@@ -556,3 +556,42 @@ fn large_transfer_does_not_hold_up_text() {
         1 << 30
     );
 }
+
+/// Our sending daemon dies mid-transfer to another daemon of ours: the receiving side reports
+/// it and leaves neither the final name nor a temporary file.
+#[test]
+fn killed_sending_daemon_leaves_nothing_behind() {
+    let mut setup = Setup::start();
+    let receiving = Daemon::start_with_env(
+        &setup.server.url(),
+        &[("WORMHOLE_TRANSIT_HELPER", &setup.relay.hint())],
+    );
+    let src = setup.folder("src");
+    let dst = setup.folder("dst");
+    let file = fs::File::create(src.join("big.bin")).expect("create");
+    file.set_len(1 << 30).expect("a sparse 1 GiB file");
+    drop(file);
+
+    let mut sender = Process::spawn(&mut setup.ours(&src, &["send", "big.bin"]));
+    let code = code_of(&mut sender);
+    let mut command = receiving.ctl();
+    command
+        .current_dir(&dst)
+        .args(["--json", "receive", "--accept-file", &code]);
+    let mut receiver = Process::spawn(&mut command);
+    receiver.wait_for_stdout("a progress event mid-transfer", LONG, |line| {
+        let event: serde_json::Value = serde_json::from_str(line).ok()?;
+        let done = event.get("done")?.as_u64()?;
+        (event["event"] == "progress" && done > 0 && done < 1 << 30).then_some(())
+    });
+    setup.daemon.stop();
+    let received = receiver.wait_with_timeout(LONG);
+    assert!(!received.status.success(), "the receiver must fail");
+    let stdout = String::from_utf8_lossy(&received.stdout);
+    assert!(
+        stdout.contains(r#""kind":"transfer""#) && !stdout.contains(r#""event":"received""#),
+        "{stdout}"
+    );
+    assert!(names(&dst).is_empty(), "left behind: {:?}", names(&dst));
+    drop(sender);
+}
