@@ -8,7 +8,7 @@ use std::path::Path;
 
 use anyhow::{anyhow, Context};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use wormhole_protocol::control::{RequestBody, ResponseBody, WormholeId};
+use wormhole_protocol::control::{EventKind, RequestBody, ResponseBody, WormholeId};
 
 use crate::cli::{GlobalArgs, ReceiveArgs, SendArgs};
 use crate::connection::{Connection, Start};
@@ -174,6 +174,8 @@ impl Display {
     fn finish(&mut self) {
         if let Some(bar) = self.bar.take() {
             bar.finish();
+            // The bar leaves the cursor at the end of its line.
+            eprintln!();
         }
     }
 }
@@ -209,6 +211,16 @@ fn follow(
         let received = connection.next_event()?;
         if received.event.wormhole != wormhole {
             continue;
+        }
+        if matches!(
+            received.event.kind,
+            EventKind::Received { .. }
+                | EventKind::Sent {}
+                | EventKind::Error { .. }
+                | EventKind::Closed { .. }
+        ) {
+            // The bar ends before the next line for a person is printed.
+            display.finish();
         }
         let step = if json {
             let mut out = stdout.lock();
