@@ -658,6 +658,8 @@ impl Handler<AppEvent> for WormholeApp {
                 }
             }
             Event::Versions(_) => {}
+            // Dilation messages go to a DilationHost; a text/file wormhole never asks to dilate.
+            Event::Dilate(_) => {}
             Event::Received(bytes) => {
                 match &mut self.transfer {
                     Transfer::Send(sender) => sender.handle(SenderInput::PeerMessage(bytes)),

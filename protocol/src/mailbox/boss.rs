@@ -8,13 +8,17 @@
 //! something decrypted) → `Closing` (S3: mood and error chosen, waiting for the Terminator) →
 //! `Closed` (S4).
 //!
-//! Inputs ([`In`]): `Send`, `Close` (application); `RxWelcome`, `RxError`, `Fatal` (Rendezvous);
+//! Inputs ([`In`]): `Send`, `SendPhase`, `Close` (application); `RxWelcome`, `RxError`, `Fatal` (Rendezvous);
 //! `ProtocolError` (any machine, or the host's abort); `GotCode` (Code); `GotKey`, `Scared` (Key);
 //! `Happy`, `GotVerifier`, `GotMessage`, `Scared` (Receive); `Nameplates`, `Warning` (Input,
 //! Rendezvous); `Closed` (Terminator).
 //!
 //! Outputs: [`Event`]s for the application; `send(phase, plaintext)` → Send; `close(mood)` →
 //! Terminator.
+//!
+//! Dilation phases (`dilate-0`, `dilate-1`, …, the peer's own counter, mirroring `_boss.py`'s
+//! `got_message` routing to the Dilator) are re-ordered strictly like the numeric phases, with a
+//! separate counter and held map, and delivered as [`Event::Dilate`].
 //!
 //! Close moods: `lonely` when closed before anything decrypted, `happy` after, `scary` on a bad
 //! pake or decrypt ([`WormholeError::WrongCode`]), `errory` on a server `error`
@@ -33,6 +37,11 @@ pub(crate) const MAX_HELD_PHASES: usize = 1024;
 #[derive(Debug)]
 pub(crate) enum In {
     Send(Vec<u8>),
+    /// A named phase chosen by the application (Dilation's `dilate-N`).
+    SendPhase {
+        phase: String,
+        plaintext: Vec<u8>,
+    },
     Close,
     RxWelcome(Welcome),
     RxError(String),
@@ -75,6 +84,10 @@ pub(crate) struct Boss {
     next_rx_phase: u64,
     /// Application messages that arrived ahead of `next_rx_phase`.
     held: BTreeMap<u64, Vec<u8>>,
+    /// The next `dilate-N` phase to deliver.
+    next_dilate_phase: u64,
+    /// Dilation messages that arrived ahead of `next_dilate_phase`.
+    held_dilate: BTreeMap<u64, Vec<u8>>,
 }
 
 impl Boss {
@@ -85,6 +98,8 @@ impl Boss {
             next_tx_phase: 0,
             next_rx_phase: 0,
             held: BTreeMap::new(),
+            next_dilate_phase: 0,
+            held_dilate: BTreeMap::new(),
         }
     }
 
@@ -113,6 +128,27 @@ impl Boss {
                 } else {
                     event(
                         Event::Warning("the wormhole is closing: message not sent".into()),
+                        ctx,
+                    );
+                }
+            }
+            In::SendPhase { phase, plaintext } => {
+                let reserved = phase.is_empty()
+                    || phase == "pake"
+                    || phase == "version"
+                    || phase.bytes().all(|b| b.is_ascii_digit());
+                if reserved {
+                    event(
+                        Event::Warning(format!("refusing to send the reserved phase {phase:?}")),
+                        ctx,
+                    );
+                } else if self.is_open() {
+                    ctx.route(Route::Send(send::In::Send { phase, plaintext }));
+                } else {
+                    event(
+                        Event::Warning(format!(
+                            "the wormhole is closing: phase {phase:?} not sent"
+                        )),
                         ctx,
                     );
                 }
@@ -213,22 +249,31 @@ impl Boss {
             }
             return;
         }
-        let numeric = !phase.is_empty() && phase.bytes().all(|b| b.is_ascii_digit());
-        let Some(number) = numeric.then(|| phase.parse::<u64>().ok()).flatten() else {
+        let (digits, dilate) = match phase.strip_prefix("dilate-") {
+            Some(rest) => (rest, true),
+            None => (phase, false),
+        };
+        let numeric = !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit());
+        let Some(number) = numeric.then(|| digits.parse::<u64>().ok()).flatten() else {
             event(
                 Event::Warning(format!("ignoring a message of unknown phase {phase:?}")),
                 ctx,
             );
             return;
         };
-        if number < self.next_rx_phase || self.held.contains_key(&number) {
+        let (next, held) = if dilate {
+            (&mut self.next_dilate_phase, &mut self.held_dilate)
+        } else {
+            (&mut self.next_rx_phase, &mut self.held)
+        };
+        if number < *next || held.contains_key(&number) {
             event(
                 Event::Warning(format!("ignoring a repeated phase {phase:?}")),
                 ctx,
             );
             return;
         }
-        if self.held.len() >= MAX_HELD_PHASES {
+        if held.len() >= MAX_HELD_PHASES {
             self.close(
                 Mood::Errory,
                 Some(WormholeError::Protocol(format!(
@@ -238,10 +283,15 @@ impl Boss {
             );
             return;
         }
-        self.held.insert(number, plaintext);
-        while let Some(plaintext) = self.held.remove(&self.next_rx_phase) {
-            self.next_rx_phase += 1;
-            event(Event::Received(plaintext), ctx);
+        held.insert(number, plaintext);
+        while let Some(plaintext) = held.remove(next) {
+            *next += 1;
+            let delivered = if dilate {
+                Event::Dilate(plaintext)
+            } else {
+                Event::Received(plaintext)
+            };
+            event(delivered, ctx);
         }
     }
 }
@@ -330,7 +380,16 @@ mod tests {
     fn unknown_phases_warn_and_are_ignored() {
         let mut h = Harness::new();
         let mut b = happy_boss(&mut h);
-        for phase in ["dilate-0", "x", "", "99999999999999999999999", "-1"] {
+        for phase in [
+            "dilate-",
+            "dilate-x",
+            "Dilate-0",
+            "dilate--1",
+            "x",
+            "",
+            "99999999999999999999999",
+            "-1",
+        ] {
             b.handle(msg(phase, "z"), &mut h.ctx());
             assert!(
                 matches!(&events(&mut h)[..], [Event::Warning(_)]),
@@ -338,6 +397,103 @@ mod tests {
             );
         }
         assert_eq!(b.state, State::Happy);
+    }
+
+    #[test]
+    fn dilate_phases_are_delivered_in_order_on_their_own_counter() {
+        let mut h = Harness::new();
+        let mut b = happy_boss(&mut h);
+        b.handle(msg("dilate-2", "c"), &mut h.ctx());
+        b.handle(msg("dilate-1", "b"), &mut h.ctx());
+        assert!(events(&mut h).is_empty(), "gaps are held");
+        b.handle(msg("0", "app"), &mut h.ctx());
+        assert_eq!(events(&mut h), vec![Event::Received(b"app".to_vec())]);
+        b.handle(msg("dilate-0", "a"), &mut h.ctx());
+        assert_eq!(
+            events(&mut h),
+            vec![
+                Event::Dilate(b"a".to_vec()),
+                Event::Dilate(b"b".to_vec()),
+                Event::Dilate(b"c".to_vec())
+            ]
+        );
+        for dup in ["dilate-1", "dilate-01", "dilate-2"] {
+            b.handle(msg(dup, "dup"), &mut h.ctx());
+            assert!(matches!(&events(&mut h)[..], [Event::Warning(_)]), "{dup}");
+        }
+        b.handle(msg("dilate-4", "e"), &mut h.ctx());
+        b.handle(msg("dilate-4", "e again"), &mut h.ctx());
+        assert!(matches!(&events(&mut h)[..], [Event::Warning(_)]));
+        b.handle(msg("dilate-3", "d"), &mut h.ctx());
+        assert_eq!(
+            events(&mut h),
+            vec![Event::Dilate(b"d".to_vec()), Event::Dilate(b"e".to_vec())]
+        );
+        b.handle(msg("1", "app2"), &mut h.ctx());
+        assert_eq!(events(&mut h), vec![Event::Received(b"app2".to_vec())]);
+    }
+
+    #[test]
+    fn held_dilate_phases_are_bounded() {
+        let mut h = Harness::new();
+        let mut b = happy_boss(&mut h);
+        for i in 1..=MAX_HELD_PHASES {
+            b.handle(msg(&format!("dilate-{i}"), ""), &mut h.ctx());
+        }
+        assert!(b.is_open());
+        b.handle(msg("dilate-5000", ""), &mut h.ctx());
+        assert!(matches!(
+            b.state,
+            State::Closing {
+                mood: Mood::Errory,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn named_phases_are_sent_as_given() {
+        let mut h = Harness::new();
+        let mut b = Boss::new();
+        b.handle(In::Send(b"a".to_vec()), &mut h.ctx());
+        b.handle(
+            In::SendPhase {
+                phase: "dilate-0".into(),
+                plaintext: b"d".to_vec(),
+            },
+            &mut h.ctx(),
+        );
+        b.handle(In::Send(b"b".to_vec()), &mut h.ctx());
+        assert_eq!(
+            h.routes(),
+            vec![
+                r#"Send(Send { phase: "0", plaintext: [97] })"#,
+                r#"Send(Send { phase: "dilate-0", plaintext: [100] })"#,
+                r#"Send(Send { phase: "1", plaintext: [98] })"#
+            ]
+        );
+        for reserved in ["", "pake", "version", "2"] {
+            b.handle(
+                In::SendPhase {
+                    phase: reserved.into(),
+                    plaintext: Vec::new(),
+                },
+                &mut h.ctx(),
+            );
+            assert!(h.routes().is_empty(), "{reserved}");
+            assert!(matches!(&events(&mut h)[..], [Event::Warning(_)]));
+        }
+        b.handle(In::Close, &mut h.ctx());
+        h.queue.clear();
+        b.handle(
+            In::SendPhase {
+                phase: "dilate-1".into(),
+                plaintext: Vec::new(),
+            },
+            &mut h.ctx(),
+        );
+        assert!(h.routes().is_empty());
+        assert!(matches!(&events(&mut h)[..], [Event::Warning(_)]));
     }
 
     #[test]

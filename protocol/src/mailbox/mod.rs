@@ -137,6 +137,14 @@ pub enum Input {
     Timeout,
     /// Send one application message (numbered phase `"0"`, `"1"`, ...); queued until verified.
     Send(Vec<u8>),
+    /// Send one message under a phase the application names (Dilation's `dilate-N`: the
+    /// application numbers them); queued until verified, like [`Input::Send`].
+    SendPhase {
+        /// The phase, e.g. `dilate-0`. Must not be `pake`, `version` or a number.
+        phase: String,
+        /// The plaintext, encrypted with the phase's key like any other phase.
+        plaintext: Vec<u8>,
+    },
     /// Close the wormhole: mood is chosen by the machine (happy after verification, else lonely).
     Close,
     /// End the wormhole now with mood `errory` and [`WormholeError::Protocol`] carrying this text
@@ -185,6 +193,9 @@ pub enum Event {
     Versions(serde_json::Value),
     /// One application message from the peer, delivered in phase order.
     Received(Vec<u8>),
+    /// One `dilate-N` message from the peer (its plaintext), delivered strictly in `N` order,
+    /// duplicates dropped: the input of the Dilation machine.
+    Dilate(Vec<u8>),
     /// The wormhole is closed and the websocket is gone; nothing more will be output.
     Closed {
         /// The mood we reported to the server.
@@ -331,6 +342,9 @@ impl Wormhole {
             Input::ServerText(text) => Route::Rendezvous(rendezvous::In::ServerText(text)),
             Input::Timeout => Route::Rendezvous(rendezvous::In::Timeout),
             Input::Send(plaintext) => Route::Boss(boss::In::Send(plaintext)),
+            Input::SendPhase { phase, plaintext } => {
+                Route::Boss(boss::In::SendPhase { phase, plaintext })
+            }
             Input::Close => Route::Boss(boss::In::Close),
             Input::Abort(why) => Route::Boss(boss::In::Fatal(WormholeError::Protocol(why))),
             Input::RefreshNameplates => Route::Input(input::In::Refresh),
