@@ -9,7 +9,9 @@ only. Prints `listening <port>` on stdout once ready; see _harness.py.
 the server's own claim code before it listens, exactly as two clients that claimed N and have not
 released it yet: a third side that claims N gets `crowded`.
 
-The WebSocket endpoint is ws://127.0.0.1:<port>/v1; GET / answers `Wormhole Relay`.
+The WebSocket endpoint is ws://127.0.0.1:<port>/v1; GET / answers `Wormhole Relay`. With
+--tls-cert CERT --tls-key KEY (PEM files) the same server speaks TLS only, through Twisted's
+listenSSL: wss://127.0.0.1:<port>/v1 (the certificate decides which names a client accepts).
 """
 
 import argparse
@@ -56,7 +58,18 @@ def main():
         help="before listening, let two made-up sides claim NAMEPLATE (appid "
         "lothar.com/wormhole/text-or-file-xfer), so that a third claim is crowded; repeatable",
     )
+    parser.add_argument(
+        "--tls-cert",
+        default=None,
+        metavar="CERT",
+        help="serve over TLS (wss://) with this PEM certificate (chain); needs --tls-key",
+    )
+    parser.add_argument(
+        "--tls-key", default=None, metavar="KEY", help="the PEM private key of --tls-cert"
+    )
     args = parser.parse_args()
+    if (args.tls_cert is None) != (args.tls_key is None):
+        parser.error("--tls-cert and --tls-key go together")
     _harness.start_logging(args)
 
     from twisted.internet import reactor
@@ -99,10 +112,24 @@ def main():
     LoopingCall(expire).start(EXPIRATION_CHECK_PERIOD, now=False)
 
     site = make_web_server(server, log_requests=args.verbose)
-    listener = reactor.listenTCP(args.port, site, interface="127.0.0.1")
+    if args.tls_cert is None:
+        listener = reactor.listenTCP(args.port, site, interface="127.0.0.1")
+    else:
+        listener = reactor.listenSSL(
+            args.port, site, tls_context(args.tls_cert, args.tls_key), interface="127.0.0.1"
+        )
     _harness.announce(listener.getHost().port)
     _harness.stop_on_stdin_eof(reactor, args)
     reactor.run()
+
+
+def tls_context(cert_path, key_path):
+    """Twisted's TLS server options for the PEM certificate and key (read before listening, so a
+    bad file fails the start instead of the first handshake)."""
+    from twisted.internet import ssl
+
+    with open(cert_path, "rb") as cert, open(key_path, "rb") as key:
+        return ssl.PrivateCertificate.loadPEM(key.read() + cert.read()).options()
 
 
 if __name__ == "__main__":

@@ -17,6 +17,8 @@
 //!   127.0.0.1), and [`python_wormhole`] (the reference CLI, with loopback-only hints).
 //! - [`daemon`]: [`Daemon`], a `wormholed` on a temporary socket, and [`Daemon::ctl`] for the
 //!   `wormholectl` commands that talk to it.
+//! - [`tls`]: [`SelfSignedCert`] (made by the `openssl` command line) and
+//!   [`MailboxServer::start_tls`], the reference mailbox server on `wss://`.
 //!
 //! # Prerequisites
 //!
@@ -48,11 +50,13 @@ pub mod daemon;
 pub mod paths;
 pub mod process;
 pub mod python;
+pub mod tls;
 
 pub use daemon::Daemon;
 pub use paths::{bin_path, python_script, venv_dir, venv_python, workspace_dir};
 pub use process::{assert_success, run, Process};
 pub use python::{python_wormhole, MailboxServer, TransitRelay};
+pub use tls::SelfSignedCert;
 
 /// The default bound on every wait in a test: generous for a loaded 2-core CI machine, short
 /// enough that a hang fails the run instead of stalling it.

@@ -113,9 +113,11 @@ impl MailboxConnection {
         self.lost(ctx);
     }
 
+    /// An awc client whose TLS is [`tls_config`]. HTTP/1.1 only comes from that config's ALPN:
+    /// `ClientBuilder::max_http_version` must not be used, as it rebuilds the connector's TLS
+    /// from awc's own roots (none, with our features) and so drops ours ("SSL is not supported").
     fn client(&self) -> awc::Client {
         awc::Client::builder()
-            .max_http_version(awc::http::Version::HTTP_11)
             .connector(
                 awc::Connector::new()
                     .timeout(CONNECT_TIMEOUT)
@@ -264,11 +266,26 @@ impl WriteHandler<ProtocolError> for MailboxConnection {
     fn finished(&mut self, _ctx: &mut Context<Self>) {}
 }
 
-/// The TLS settings for `wss://` mailbox URLs: the Mozilla root certificates.
+/// The TLS settings for `wss://` mailbox URLs.
+///
+/// Trusted roots: the Mozilla root certificates (webpki-roots), plus the platform's trust store
+/// as `rustls-native-certs` reads it, which honours `SSL_CERT_FILE` and `SSL_CERT_DIR` (so a
+/// private CA, or a test's self-signed certificate, can be trusted). A native store that cannot
+/// be read, in whole or in part, is logged and skipped: the Mozilla roots remain.
+/// ALPN is `http/1.1`, the only protocol awc speaks for a websocket.
 pub(crate) fn tls_config() -> Result<Arc<rustls::ClientConfig>, rustls::Error> {
-    let roots = rustls::RootCertStore {
+    let mut roots = rustls::RootCertStore {
         roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
     };
+    let native = rustls_native_certs::load_native_certs();
+    for error in &native.errors {
+        tracing::warn!("cannot load the platform's certificates: {error}");
+    }
+    let (added, ignored) = roots.add_parsable_certificates(native.certs);
+    if ignored > 0 {
+        tracing::warn!("{ignored} of the platform's certificates are invalid; ignored");
+    }
+    tracing::debug!("trusting {added} certificates of the platform besides the Mozilla roots");
     let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
