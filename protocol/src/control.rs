@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 /// The version of this protocol; `hello` must name it.
 pub const PROTOCOL_VERSION: u32 = 1;
 
-/// The longest line either side accepts, newline excluded (1 MiB).
-pub const MAX_LINE_BYTES: usize = 1 << 20;
+/// The longest line either side accepts, newline excluded (4 MiB).
+pub const MAX_LINE_BYTES: usize = 4 << 20;
 
 /// The daemon's handle of one wormhole, unique for the daemon's lifetime.
 pub type WormholeId = u64;

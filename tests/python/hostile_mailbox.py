@@ -8,7 +8,7 @@ the proxy sends the client one frame of its own (--inject):
 
 - malformed-json: a text frame that is not JSON;
 - unknown-type: a well-formed message of a type no server sends (`{"type": "teleport", ...}`);
-- oversized: a text frame of valid JSON, larger than 1 MiB (1 MiB + 1 KiB);
+- oversized: a text frame of valid JSON, larger than wormholed's 16 MiB limit (16 MiB + 1 KiB);
 - binary: a binary frame holding a well-formed `ack`.
 
 Prints `listening <port>` on stdout once ready and one line `injected <kind> after <trigger>` on
@@ -25,7 +25,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import _harness  # noqa: E402
 
-ONE_MIB = 1 << 20
+FRAME_LIMIT = 16 << 20
 
 
 def bad_frame(kind):
@@ -38,7 +38,7 @@ def bad_frame(kind):
     if kind == "oversized":
         head = b'{"type": "teleport", "padding": "'
         tail = b'"}'
-        padding = b"x" * (ONE_MIB + 1024 - len(head) - len(tail))
+        padding = b"x" * (FRAME_LIMIT + 1024 - len(head) - len(tail))
         return head + padding + tail, False
     if kind == "binary":
         message = {"type": "ack", "id": None, "server_tx": time.time()}

@@ -23,7 +23,7 @@ use wormhole_tests::{
 };
 
 /// The longest control line the daemon accepts, newline excluded (`control::MAX_LINE_BYTES`).
-const MAX_LINE_BYTES: usize = 1 << 20;
+const MAX_LINE_BYTES: usize = 4 << 20;
 
 /// wormholectl's exit code for "any other failure" (protocol errors among them).
 const EXIT_FAILURE: i32 = 1;
@@ -262,14 +262,14 @@ fn mailbox_binary_frame_while_holding_a_nameplate() {
     bad_frame_fails_the_wormhole("binary", "claimed", &["protocol error", "binary frame"]);
 }
 
-/// A frame larger than 1 MiB (here once the wormhole holds a nameplate): protocol error, naming
+/// A frame larger than 16 MiB (here once the wormhole holds a nameplate): protocol error, naming
 /// the size limit.
 #[test]
 fn mailbox_oversized_frame_fails_that_wormhole_only() {
     bad_frame_fails_the_wormhole(
         "oversized",
         "claimed",
-        &["protocol error", "frame larger than 1048576 bytes"],
+        &["protocol error", "frame larger than 16777216 bytes"],
     );
 }
 
@@ -603,7 +603,7 @@ fn control_hello_with_a_wrong_version() {
     finish(&server, &mut daemon, healthy);
 }
 
-/// More than 1 MiB without a newline gets `line-too-long`, then the connection is closed.
+/// More than 4 MiB without a newline gets `line-too-long`, then the connection is closed.
 #[test]
 fn control_endless_line() {
     let (server, mut daemon, healthy) = setup("healthy beside a flooding client");
@@ -624,7 +624,7 @@ fn control_endless_line() {
     }
     assert!(written > MAX_LINE_BYTES / 2, "only {written} bytes written");
     let answer = client.next();
-    assert_error(&answer, Value::Null, "line-too-long", "1048576");
+    assert_error(&answer, Value::Null, "line-too-long", "4194304");
     let mut rest = String::new();
     match client.reader.read_line(&mut rest) {
         Ok(0) => {}

@@ -323,14 +323,14 @@ fn ctl_starts_the_daemon_when_none_runs() {
     started.pid = None;
 }
 
-/// A text whose `send` request exceeds the control protocol's line limit (1 MiB) is refused by
+/// A text whose `send` request exceeds the control protocol's line limit (4 MiB) is refused by
 /// wormholectl itself as a usage error (exit 2) saying so, before wormholed would cut the
 /// connection (which the user used to read as "lost the connection to wormholed", exit 4).
 #[test]
 fn a_text_beyond_the_control_line_limit_is_refused_clearly() {
     let server = MailboxServer::start();
     let daemon = Daemon::start(&server);
-    let text = "x".repeat(1_100_000);
+    let text = "x".repeat(4_300_000);
     let sender = spawn_with_stdin(&mut ours(&daemon, &["send", "--text", "-"]), &text);
     assert_our_failure(&sender.wait_with_timeout(TIMEOUT), 2, "too large");
 }

@@ -21,7 +21,8 @@ use wormhole_protocol::mailbox::Input;
 use crate::host::Feed;
 
 /// The largest frame accepted from the mailbox server.
-pub(crate) const MAX_FRAME_BYTES: usize = 1 << 20;
+/// Holds a message of the largest text a client can send (a control line, hex-encoded).
+pub(crate) const MAX_FRAME_BYTES: usize = 16 << 20;
 /// How often we ping the server.
 const PING_INTERVAL: Duration = Duration::from_secs(30);
 /// Silence after which the connection is considered lost.
