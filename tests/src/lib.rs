@@ -46,6 +46,7 @@
 
 use std::time::Duration;
 
+pub mod check;
 pub mod daemon;
 pub mod paths;
 pub mod process;

@@ -6,74 +6,14 @@
 //!
 //! Every test has its own mailbox server and daemon, so the tests run in parallel.
 
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
-use wormhole_tests::{python_wormhole, run, Daemon, MailboxServer, Process, TIMEOUT};
+use wormhole_tests::check::{assert_ok, assert_our_failure, ours, python, spawn_with_stdin};
+use wormhole_tests::{run, Daemon, MailboxServer, Process, TIMEOUT};
 
 /// Text with what a shell or a careless reader would mangle: newlines, tabs, quotes,
 /// backslashes, leading and trailing blanks, non-ASCII, and a trailing newline of its own.
 const AWKWARD: &str = "  first line\n\tsecond 'single' \"double\" back\\slash\n\n✓ 日本語 🎉  \n";
-
-/// The Python CLI with `--relay-url` of `server`, then `args`.
-fn python(server: &MailboxServer, args: &[&str]) -> Command {
-    let url = server.url();
-    let mut all = vec!["--relay-url", url.as_str()];
-    all.extend_from_slice(args);
-    python_wormhole(all)
-}
-
-/// `wormholectl` of `daemon` with `args`.
-fn ours(daemon: &Daemon, args: &[&str]) -> Command {
-    let mut command = daemon.ctl();
-    command.args(args);
-    command
-}
-
-/// Spawns `command` with `input` written to its stdin, which is then closed.
-fn spawn_with_stdin(command: &mut Command, input: &str) -> Process {
-    command.stdin(Stdio::piped());
-    let mut process = Process::spawn(command);
-    process
-        .take_stdin()
-        .write_all(input.as_bytes())
-        .expect("the input can be written");
-    process
-}
-
-/// Panics unless `output` succeeded; returns (stdout, stderr) as text.
-fn assert_ok(output: &Output, who: &str) -> (String, String) {
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    assert!(
-        output.status.success(),
-        "{who} failed ({}):\n--- stdout:\n{stdout}\n--- stderr:\n{stderr}",
-        output.status,
-    );
-    (stdout, stderr)
-}
-
-/// Panics unless our `output` failed with exit code `code` and its stderr ends with exactly one
-/// `Error: ` line containing `needle`.
-fn assert_our_failure(output: &Output, code: i32, needle: &str) {
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    let report = format!(
-        "--- stdout:\n{}\n--- stderr:\n{stderr}",
-        String::from_utf8_lossy(&output.stdout)
-    );
-    assert_eq!(
-        output.status.code(),
-        Some(code),
-        "wormholectl should exit {code}\n{report}"
-    );
-    let errors: Vec<&str> = stderr
-        .lines()
-        .filter(|line| line.starts_with("Error: "))
-        .collect();
-    assert_eq!(errors.len(), 1, "one `Error: ` line expected\n{report}");
-    assert_eq!(stderr.lines().last(), errors.first().copied(), "{report}");
-    assert!(errors[0].contains(needle), "{needle:?} expected\n{report}");
-}
 
 /// Two `wormholectl send`s through one daemon at the same time (one with an allocated code, one
 /// with a fixed one): `list` shows both waiting wormholes with their codes, then two Python
@@ -233,7 +173,7 @@ fn receive_without_any_code_is_a_usage_error() {
     let server = MailboxServer::start();
     let daemon = Daemon::start(&server);
     let output = run(&mut ours(&daemon, &["receive"]), TIMEOUT);
-    assert_our_failure(&output, 2, "no code");
+    assert_our_failure(&output, 2, &["no code"]);
 }
 
 /// A daemon whose mailbox server does not answer: `receive` fails with exit 4 (server
@@ -247,7 +187,7 @@ fn an_unreachable_mailbox_server_fails_with_exit_4() {
         &mut ours(&daemon, &["receive", "5-guitarist-revenge"]),
         TIMEOUT,
     );
-    assert_our_failure(&output, 4, "mailbox server");
+    assert_our_failure(&output, 4, &["mailbox server"]);
 }
 
 /// Kills, on drop, the daemon that wormholectl started on demand (a process this test caused),
@@ -332,5 +272,5 @@ fn a_text_beyond_the_control_line_limit_is_refused_clearly() {
     let daemon = Daemon::start(&server);
     let text = "x".repeat(4_300_000);
     let sender = spawn_with_stdin(&mut ours(&daemon, &["send", "--text", "-"]), &text);
-    assert_our_failure(&sender.wait_with_timeout(TIMEOUT), 2, "too large");
+    assert_our_failure(&sender.wait_with_timeout(TIMEOUT), 2, &["too large"]);
 }

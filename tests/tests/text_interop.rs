@@ -10,9 +10,10 @@
 //! received by ours (daemon_e2e.rs and [`python_sends_multi_line_text_from_stdin_to_ours`]).
 
 use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 
-use wormhole_tests::{python_wormhole, run, Daemon, MailboxServer, Process, TIMEOUT};
+use wormhole_tests::check::{assert_ok, assert_our_failure, assert_received, ours, python};
+use wormhole_tests::{run, Daemon, MailboxServer, Process, TIMEOUT};
 
 /// Non-ASCII text: accents, a symbol, CJK and an emoji (4 bytes in UTF-8).
 const UNICODE: &str = "héllo wörld ✓ 日本語 🎉";
@@ -38,101 +39,6 @@ fn large_text() -> String {
     text
 }
 
-/// The Python CLI with `--relay-url` of `server`, then `args`.
-fn python(server: &MailboxServer, args: &[&str]) -> Command {
-    let url = server.url();
-    let mut all = vec!["--relay-url", url.as_str()];
-    all.extend_from_slice(args);
-    python_wormhole(all)
-}
-
-/// `wormholectl` of `daemon` with `args`.
-fn ours(daemon: &Daemon, args: &[&str]) -> Command {
-    let mut command = daemon.ctl();
-    command.args(args);
-    command
-}
-
-/// Panics unless `output` succeeded and its stdout is exactly `text` and one newline; on a
-/// mismatch, says where the bytes differ rather than printing 60 KiB twice.
-fn assert_received(output: &Output, text: &str) {
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "the receiver failed ({}):\n--- stderr:\n{stderr}\n--- stdout ({} bytes):\n{}",
-        output.status,
-        output.stdout.len(),
-        String::from_utf8_lossy(&output.stdout)
-    );
-    let expected = format!("{text}\n").into_bytes();
-    if output.stdout != expected {
-        let at = output
-            .stdout
-            .iter()
-            .zip(&expected)
-            .position(|(a, b)| a != b)
-            .unwrap_or(output.stdout.len().min(expected.len()));
-        let shown = |bytes: &[u8]| {
-            let end = (at + 40).min(bytes.len());
-            String::from_utf8_lossy(&bytes[at.min(end)..end]).into_owned()
-        };
-        panic!(
-            "stdout differs from the text and one newline: {} bytes, expected {}; first \
-             difference at byte {at}: {:?} instead of {:?}\n--- stderr:\n{stderr}",
-            output.stdout.len(),
-            expected.len(),
-            shown(&output.stdout),
-            shown(&expected),
-        );
-    }
-}
-
-/// Panics unless `output` succeeded; returns its stderr.
-fn assert_ok(output: &Output, who: &str) -> String {
-    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    assert!(
-        output.status.success(),
-        "{who} failed ({}):\n--- stdout:\n{}\n--- stderr:\n{stderr}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout)
-    );
-    stderr
-}
-
-/// Panics unless our `output` failed with exit code `code` and printed exactly one `Error: `
-/// line, last on stderr, containing every one of `needles`; returns that line.
-fn assert_our_failure(output: &Output, code: i32, needles: &[&str]) -> String {
-    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    let report = format!(
-        "--- stdout:\n{}\n--- stderr:\n{stderr}",
-        String::from_utf8_lossy(&output.stdout)
-    );
-    assert_eq!(
-        output.status.code(),
-        Some(code),
-        "wormholectl should exit {code}\n{report}"
-    );
-    let errors: Vec<&str> = stderr
-        .lines()
-        .filter(|line| line.starts_with("Error: "))
-        .collect();
-    assert_eq!(errors.len(), 1, "one `Error: ` line expected\n{report}");
-    assert_eq!(
-        stderr.lines().last(),
-        errors.first().copied(),
-        "the error is the last line\n{report}"
-    );
-    let line = errors[0].to_owned();
-    for needle in needles {
-        assert!(
-            line.contains(needle),
-            "the error line does not mention {needle:?}\n{report}"
-        );
-    }
-    assert!(output.stdout.is_empty(), "nothing on stdout\n{report}");
-    line
-}
-
 /// Panics unless the Python CLI's `output` failed and its stderr contains `needle`.
 fn assert_python_failure(output: &Output, needle: &str) {
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -152,7 +58,7 @@ fn python_to_ours(text: &str) {
     let code = sender.wormhole_code(TIMEOUT);
     let received = run(&mut ours(&daemon, &["receive", &code]), TIMEOUT);
     assert_received(&received, text);
-    let sent = assert_ok(&sender.wait_with_timeout(TIMEOUT), "the Python sender");
+    let (_, sent) = assert_ok(&sender.wait_with_timeout(TIMEOUT), "the Python sender");
     assert!(sent.contains("text message sent"), "no ack seen:\n{sent}");
 }
 
@@ -165,7 +71,7 @@ fn ours_to_python(text: &str) {
     let code = sender.wormhole_code(TIMEOUT);
     let received = run(&mut python(&server, &["receive", &code]), TIMEOUT);
     assert_received(&received, text);
-    let sent = assert_ok(&sender.wait_with_timeout(TIMEOUT), "wormholectl send");
+    let (_, sent) = assert_ok(&sender.wait_with_timeout(TIMEOUT), "wormholectl send");
     assert!(
         sent.contains(&format!("wormhole receive {code}\n")),
         "our sender tells the user what to run:\n{sent}"

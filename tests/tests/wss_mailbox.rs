@@ -7,8 +7,9 @@
 //! Every test has its own certificate, server and daemons, so the tests run in parallel.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
+use wormhole_tests::check::{assert_ok, ours};
 use wormhole_tests::{
     python_wormhole, run, Daemon, MailboxServer, Process, SelfSignedCert, TIMEOUT,
 };
@@ -21,25 +22,6 @@ const TEXT: &str = "over TLS: héllo wörld ✓ 日本語 🎉";
 fn daemon(url: &str, trusted: &Path) -> Daemon {
     let trusted = trusted.to_str().expect("temporary paths are UTF-8");
     Daemon::start_with_env(url, &[("SSL_CERT_FILE", trusted)])
-}
-
-/// `wormholectl` of `daemon` with `args`.
-fn ours(daemon: &Daemon, args: &[&str]) -> Command {
-    let mut command = daemon.ctl();
-    command.args(args);
-    command
-}
-
-/// Panics unless `output` succeeded; returns (stdout, stderr) as text.
-fn assert_ok(output: &Output, who: &str) -> (String, String) {
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    assert!(
-        output.status.success(),
-        "{who} failed ({}):\n--- stdout:\n{stdout}\n--- stderr:\n{stderr}",
-        output.status,
-    );
-    (stdout, stderr)
 }
 
 /// Ours sends with an allocated code, `receiver` receives; its stdout must be exactly [`TEXT`]
