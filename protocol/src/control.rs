@@ -162,6 +162,44 @@ pub enum RequestBody {
     },
     /// Stop the daemon: every wormhole is cancelled first.
     Shutdown,
+    /// Open a long-lived dilated wormhole (Dilation): with `code`, join the peer's wormhole;
+    /// without it, allocate a code (`code` event). It stays open until its owner sends `close`
+    /// (it is not cancelled when the client disconnects).
+    Dilate {
+        /// The code, when joining.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        code: Option<String>,
+        /// Words of an allocated code.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        code_length: Option<usize>,
+        /// Per-wormhole settings.
+        #[serde(flatten)]
+        options: WormholeOptions,
+        /// Transit settings of the dilated connection.
+        #[serde(flatten)]
+        transit: TransitOptions,
+    },
+    /// Accept the peer's subchannels of this subprotocol on a dilated wormhole
+    /// (`subchannel-opened` events follow, one per subchannel).
+    Listen {
+        /// The dilated wormhole.
+        wormhole: WormholeId,
+        /// The subprotocol name.
+        subprotocol: String,
+    },
+    /// Open a subchannel on a dilated wormhole (after its `dilated` event, or at least once the
+    /// peer's `please` arrived). Answers with the subchannel and the Unix socket to connect to.
+    OpenSubchannel {
+        /// The dilated wormhole.
+        wormhole: WormholeId,
+        /// The subprotocol name.
+        subprotocol: String,
+    },
+    /// Close a dilated wormhole (and every subchannel).
+    Close {
+        /// The dilated wormhole.
+        wormhole: WormholeId,
+    },
     /// Any operation this daemon does not know; answered with [`ErrorCode::UnknownOp`].
     #[serde(other)]
     Unknown,
@@ -212,6 +250,13 @@ pub enum ResponseBody {
     Wormholes {
         /// Every wormhole of the daemon.
         wormholes: Vec<WormholeInfo>,
+    },
+    /// Answer to `open-subchannel`.
+    Subchannel {
+        /// The subchannel id.
+        subchannel: u32,
+        /// The Unix socket to connect to once, to stream the subchannel's bytes.
+        socket: String,
     },
     /// Answer to requests that return nothing.
     Done {},
@@ -365,6 +410,26 @@ pub enum EventKind {
         /// The mood reported to the mailbox server: `happy`, `lonely`, `scary`, `errory`,
         /// `unwelcome`.
         mood: String,
+    },
+    /// The dilated connection is up for the first time.
+    Dilated {},
+    /// The dilated connection was lost; the daemon reconnects by itself.
+    Disconnected {},
+    /// The dilated connection is up again (subchannels resume where they were).
+    Reconnected {},
+    /// The peer opened a subchannel of a subprotocol we `listen` for.
+    SubchannelOpened {
+        /// The subchannel id.
+        subchannel: u32,
+        /// Its subprotocol.
+        subprotocol: String,
+        /// The Unix socket to connect to once, to stream the subchannel's bytes.
+        socket: String,
+    },
+    /// A subchannel is closed both ways.
+    SubchannelClosed {
+        /// The subchannel id.
+        subchannel: u32,
     },
     /// An event kind from a newer daemon.
     #[serde(other)]

@@ -185,7 +185,13 @@ impl Session {
                 return Ok(Step::DataDone);
             }
             EventKind::Closed { mood } => return self.closed(mood, human).map(Step::Done),
-            EventKind::Unknown => {}
+            // Dilation events belong to `dilate` wormholes, which this session never opens.
+            EventKind::Dilated {}
+            | EventKind::Disconnected {}
+            | EventKind::Reconnected {}
+            | EventKind::SubchannelOpened { .. }
+            | EventKind::SubchannelClosed { .. }
+            | EventKind::Unknown => {}
         }
         Ok(Step::Continue)
     }

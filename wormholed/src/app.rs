@@ -593,7 +593,7 @@ pub(crate) fn mood_name(mood: Mood) -> &'static str {
     }
 }
 
-fn failure_kind(error: &WormholeError) -> FailureKind {
+pub(crate) fn failure_kind(error: &WormholeError) -> FailureKind {
     match error {
         WormholeError::WrongCode => FailureKind::WrongCode,
         WormholeError::Welcome(_) => FailureKind::Welcome,

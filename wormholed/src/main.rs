@@ -12,6 +12,7 @@
 mod app;
 mod clock;
 mod connection;
+mod dilation;
 mod file_transfer;
 mod host;
 mod registry;
@@ -63,6 +64,9 @@ fn main() -> anyhow::Result<()> {
             .iter()
             .filter_map(|address| address.parse().ok())
             .collect(),
+        socket_dir: socket
+            .parent()
+            .map_or_else(|| PathBuf::from("."), std::path::Path::to_path_buf),
     };
 
     let system = System::new();

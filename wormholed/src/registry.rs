@@ -12,11 +12,14 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use wormhole_protocol::control::{
-    ControlError, DaemonLine, ErrorCode, Outcome, RequestBody, Response, ResponseBody, WormholeId,
-    WormholeInfo, WormholeOptions,
+    ControlError, DaemonLine, ErrorCode, Outcome, RequestBody, Response, ResponseBody,
+    TransitOptions, WormholeId, WormholeInfo, WormholeOptions,
 };
 
+use wormhole_protocol::mailbox::CodeSource;
+
 use crate::app::{AppCommand, WormholeKind};
+use crate::dilation::DilateCommand;
 use crate::wire::{self, Settings};
 
 /// Identifies one control connection.
@@ -80,12 +83,19 @@ pub(crate) enum WormholeNote {
 }
 
 struct Entry {
-    kind: WormholeKind,
+    /// The kind's name, for `list`.
+    kind: &'static str,
     owner: SessionId,
     code: Option<String>,
     state: &'static str,
     commands: Recipient<AppCommand>,
+    /// Dilated wormholes only: where `listen`, `open-subchannel` and `close` go. These outlive
+    /// their client's session.
+    dilation: Option<Recipient<DilateCommand>>,
 }
+
+/// The longest allocated code of a dilated wormhole, in words.
+const MAX_DILATE_CODE_WORDS: usize = 16;
 
 /// The registry actor.
 pub(crate) struct Registry {
@@ -129,14 +139,77 @@ impl Registry {
         self.wormholes.insert(
             id,
             Entry {
-                kind,
+                kind: kind.name(),
                 owner: client.session,
                 code: None,
                 state: "connecting",
                 commands,
+                dilation: None,
             },
         );
         id
+    }
+
+    fn create_dilated(
+        &mut self,
+        ctx: &mut Context<Self>,
+        client: &Client,
+        code: CodeSource,
+        options: &WormholeOptions,
+        transit: &TransitOptions,
+    ) -> WormholeId {
+        let id = self.next_id;
+        self.next_id += 1;
+        let settings = self.settings.with_overrides(options);
+        let (commands, dilation) = wire::spawn_dilated(
+            id,
+            code,
+            transit,
+            &settings,
+            client.clone(),
+            ctx.address().recipient(),
+        );
+        self.wormholes.insert(
+            id,
+            Entry {
+                kind: "dilate",
+                owner: client.session,
+                code: None,
+                state: "connecting",
+                commands,
+                dilation: Some(dilation),
+            },
+        );
+        id
+    }
+
+    fn forward_dilation(
+        &self,
+        client: &Client,
+        request_id: u64,
+        wormhole: WormholeId,
+        command: DilateCommand,
+    ) {
+        match self.wormholes.get(&wormhole) {
+            Some(Entry {
+                dilation: Some(dilation),
+                ..
+            }) => dilation.do_send(command),
+            Some(_) => client.respond(
+                request_id,
+                Err(ControlError::new(
+                    ErrorCode::InvalidState,
+                    format!("wormhole {wormhole} is not dilated"),
+                )),
+            ),
+            None => client.respond(
+                request_id,
+                Err(ControlError::new(
+                    ErrorCode::NotFound,
+                    format!("no wormhole {wormhole}"),
+                )),
+            ),
+        }
     }
 
     fn forward(&self, client: &Client, request_id: u64, wormhole: WormholeId, command: AppCommand) {
@@ -286,7 +359,7 @@ impl Handler<ClientRequest> for Registry {
                     .iter()
                     .map(|(&wormhole, entry)| WormholeInfo {
                         wormhole,
-                        kind: entry.kind.name().into(),
+                        kind: entry.kind.into(),
                         code: entry.code.clone(),
                         state: entry.state.into(),
                     })
@@ -305,6 +378,59 @@ impl Handler<ClientRequest> for Registry {
                 client.respond(id, Ok(ResponseBody::Done {}));
                 ctx.run_later(SHUTDOWN_GRACE, |_, _| System::current().stop());
                 self.stop_when_idle();
+            }
+            RequestBody::Dilate {
+                code,
+                code_length,
+                options,
+                transit,
+            } => {
+                let source = match (code, code_length) {
+                    (Some(code), _) => CodeSource::Set(code),
+                    (None, Some(words)) if !(1..=MAX_DILATE_CODE_WORDS).contains(&words) => {
+                        return client.respond(
+                            id,
+                            Err(ControlError::new(
+                                ErrorCode::InvalidArgument,
+                                format!("code_length must be 1 to {MAX_DILATE_CODE_WORDS}"),
+                            )),
+                        );
+                    }
+                    (None, words) => CodeSource::Allocate {
+                        words: words.unwrap_or(self.settings.code_words),
+                    },
+                };
+                let wormhole = self.create_dilated(ctx, &client, source, &options, &transit);
+                client.respond(id, Ok(ResponseBody::Created { wormhole }));
+            }
+            RequestBody::Listen {
+                wormhole,
+                subprotocol,
+            } => {
+                let command = DilateCommand::Listen {
+                    client: client.clone(),
+                    id,
+                    subprotocol,
+                };
+                self.forward_dilation(&client, id, wormhole, command);
+            }
+            RequestBody::OpenSubchannel {
+                wormhole,
+                subprotocol,
+            } => {
+                let command = DilateCommand::Open {
+                    client: client.clone(),
+                    id,
+                    subprotocol,
+                };
+                self.forward_dilation(&client, id, wormhole, command);
+            }
+            RequestBody::Close { wormhole } => {
+                let command = DilateCommand::Close {
+                    client: client.clone(),
+                    id,
+                };
+                self.forward_dilation(&client, id, wormhole, command);
             }
             RequestBody::Hello { .. } => client.respond(
                 id,
@@ -325,7 +451,12 @@ impl Handler<SessionGone> for Registry {
     type Result = ();
 
     fn handle(&mut self, SessionGone(session): SessionGone, _: &mut Context<Self>) {
-        for entry in self.wormholes.values().filter(|e| e.owner == session) {
+        // Dilated wormholes stay open until their owner closes them.
+        let owned = self
+            .wormholes
+            .values()
+            .filter(|e| e.owner == session && e.dilation.is_none());
+        for entry in owned {
             entry.commands.do_send(AppCommand::Cancel {
                 reply: None,
                 reason: "its client disconnected".into(),

@@ -6,16 +6,19 @@
 //! each other only through the `Recipient`s handed out here.
 
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
 use actix::prelude::*;
 use wormhole_protocol::control::{TransitOptions, WormholeId, WormholeOptions};
-use wormhole_protocol::mailbox::{Event, Input, Output, Wormhole, WormholeConfig};
+use wormhole_protocol::dilation::{self, Dilation, DilationConfig};
+use wormhole_protocol::mailbox::{CodeSource, Event, Input, Output, Wormhole, WormholeConfig};
 
 use crate::app::{AppCommand, AppEvent, AppKey, AppSetup, WormholeApp, WormholeKind};
 use crate::clock;
 use crate::connection::{Connect, Disconnect, MailboxConnection, SendFrame};
+use crate::dilation::{DilateCommand, DilationHost, DilationSetup};
 use crate::host::{Halt, Machine, MachineHost};
 use crate::registry::{Client, WormholeNote};
 use crate::transit::TransitConfig;
@@ -37,6 +40,8 @@ pub(crate) struct Settings {
     pub(crate) transit_listen: bool,
     /// Addresses advertised as direct hints (empty: every local address).
     pub(crate) hint_addresses: Vec<IpAddr>,
+    /// Folder of the per-subchannel Unix sockets of dilated wormholes (the control socket's).
+    pub(crate) socket_dir: PathBuf,
 }
 
 impl Settings {
@@ -187,4 +192,67 @@ pub(crate) fn spawn_wormhole(
     };
     host_ctx.run(MachineHost::new(machine, route));
     app.recipient()
+}
+
+/// Starts dilated wormhole `id` (the mailbox actors plus a [`DilationHost`] as its app) and
+/// returns where its generic commands (`cancel`) and its dilation commands go.
+pub(crate) fn spawn_dilated(
+    id: WormholeId,
+    code: CodeSource,
+    transit: &TransitOptions,
+    settings: &Settings,
+    owner: Client,
+    registry: Recipient<WormholeNote>,
+) -> (Recipient<AppCommand>, Recipient<DilateCommand>) {
+    let host_ctx = Context::<MachineHost<HostedWormhole>>::new();
+    let host = host_ctx.address();
+    let connection = MailboxConnection::new(
+        settings.mailbox_url.clone(),
+        Arc::clone(&settings.tls),
+        host.clone().recipient(),
+    )
+    .start();
+    let halt = {
+        let host = host.clone();
+        let connection = connection.clone();
+        Box::new(move || {
+            host.do_send(Halt);
+            connection.do_send(Disconnect);
+        })
+    };
+    let app = DilationHost::new(DilationSetup {
+        id,
+        owner,
+        registry,
+        mailbox: host.clone().recipient(),
+        halt,
+        transit: settings.transit(transit),
+        socket_dir: settings.socket_dir.clone(),
+        machine: Dilation::new(DilationConfig::new(rand::random())),
+    })
+    .start();
+    let route = {
+        let app = app.clone();
+        Box::new(move |output: HostedOutput| match output {
+            HostedOutput::Machine(Output::Connect) => connection.do_send(Connect),
+            HostedOutput::Machine(Output::Disconnect) => connection.do_send(Disconnect),
+            HostedOutput::Machine(Output::SendFrame(text)) => connection.do_send(SendFrame(text)),
+            HostedOutput::Machine(Output::Event(event)) => app.do_send(AppEvent(event)),
+            HostedOutput::Key(key) => app.do_send(AppKey(key)),
+        })
+    };
+    let config = WormholeConfig {
+        appid: settings.appid.clone(),
+        side: hex::encode(rand::random::<[u8; 5]>()),
+        app_versions: serde_json::json!({}),
+        extra_versions: dilation::version_entries(),
+        rng_seed: rand::random(),
+    };
+    let machine = HostedWormhole {
+        machine: Wormhole::new(clock::now(), config, code),
+        finished: false,
+        key: None,
+    };
+    host_ctx.run(MachineHost::new(machine, route));
+    (app.clone().recipient(), app.recipient())
 }

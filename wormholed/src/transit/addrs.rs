@@ -7,7 +7,7 @@
 use std::net::{IpAddr, Ipv4Addr};
 
 /// Every non-loopback address of this host, or `127.0.0.1` if there is none.
-pub(super) fn local_addresses() -> Vec<IpAddr> {
+pub(crate) fn local_addresses() -> Vec<IpAddr> {
     let mut out: Vec<IpAddr> = match if_addrs::get_if_addrs() {
         Ok(interfaces) => interfaces
             .iter()

@@ -15,7 +15,7 @@
 //!
 //! Mirrors `Common` / `TransitSender` / `TransitReceiver` of `src/wormhole/transit.py`.
 
-mod addrs;
+pub(crate) mod addrs;
 mod records;
 
 use std::io;
@@ -143,7 +143,7 @@ pub(crate) async fn prepare(
 
 /// A listener on a random port of every address: `[::]` (dual-stack) when an IPv6 address is
 /// advertised, else `0.0.0.0`.
-async fn bind_listener(ipv6: bool) -> io::Result<TcpListener> {
+pub(crate) async fn bind_listener(ipv6: bool) -> io::Result<TcpListener> {
     if ipv6 {
         if let Ok(listener) = TcpListener::bind("[::]:0").await {
             return Ok(listener);

@@ -1,0 +1,817 @@
+//! A dilated wormhole in the daemon: the [`DilationHost`] actor owns the pure
+//! [`Dilation`] machine and does its IO at the edge.
+//!
+//! - Mailbox side: it is the app of a wormhole of kind `dilate` (see `wire.rs`). It feeds the
+//!   session key ([`AppKey`], turned into the dilation key), the peer's versions and its
+//!   `dilate-N` messages ([`AppEvent`]) into the machine, and sends the machine's L1 messages as
+//!   mailbox [`Input::SendPhase`].
+//! - L2 connections: TCP at the edge (`io.rs`). On `StartConnecting` it listens (unless
+//!   `no_listen`), reports our hints (transit's address discovery and relays), and dials our
+//!   relays; on `DialHints` it dials per [`race::plan`]. Every TCP connection gets an id: its
+//!   bytes become `ConnectionData`, its end `ConnectionLost`; `Transmit` writes, and
+//!   `CloseConnection` closes. The relay line and the preambles are written by the machine.
+//! - Subchannels: each one gets a fresh Unix socket (mode 0600, next to the control socket) that
+//!   the client connects to once and streams raw bytes through; EOF from the client closes our
+//!   half; the peer's close half-closes the socket.
+//! - Backpressure: TCP reads pause while more than [`CLIENT_HIGH_WATER`] bytes wait to be
+//!   written to subchannel clients (a slow app slows the peer through TCP); client reads pause
+//!   while the machine's outbound budget is full (`WritesPaused` .. `WritesResumed`).
+//!
+//! Inputs: [`AppEvent`], [`AppKey`] (the mailbox machine), [`AppCommand`] (`cancel` from the
+//! registry), [`DilateCommand`] (`listen`, `open-subchannel`, `close`), [`Io`] (socket tasks),
+//! the timer. Outputs: control events to the owner, [`WormholeNote`]s, mailbox inputs.
+//!
+//! Mirrors the IO half of `src/wormhole/_dilation/connector.py` and `manager.py`.
+
+mod io;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::time::Instant;
+
+use actix::prelude::*;
+use tokio::net::{TcpStream, UnixStream};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use wormhole_protocol::control::{
+    ControlError, DaemonLine, ErrorCode, Event as ControlEvent, EventKind, FailureKind,
+    ResponseBody, WormholeId,
+};
+use wormhole_protocol::crypto;
+use wormhole_protocol::dilation::{
+    ConnectionId, Dilation, Event as DilationEvent, Generation, Input as DilationInput,
+    Output as DilationOutput, SubchannelId,
+};
+use wormhole_protocol::mailbox::{Event, Input, Mood};
+use wormhole_protocol::transit::hints::{parse_hint_argv, DirectHint, RelayHint, TransitHints};
+use wormhole_protocol::transit::race;
+
+use crate::app::{failure_kind, mood_name, AppCommand, AppEvent, AppKey};
+use crate::clock;
+use crate::host::Feed;
+use crate::registry::{Client, ToClient, WormholeNote};
+use crate::transit::TransitConfig;
+
+use self::io::Gauge;
+
+/// Bytes waiting for subchannel clients above which TCP reads pause.
+pub(crate) const CLIENT_HIGH_WATER: usize = 1 << 20;
+
+/// Bytes waiting for subchannel clients below which TCP reads resume.
+pub(crate) const CLIENT_LOW_WATER: usize = 256 << 10;
+
+/// Most TCP connections (candidates and the live one) at once; more are closed at once.
+const MAX_CONNECTIONS: usize = 64;
+
+/// Most subchannels with a Unix socket at once.
+const MAX_SUBCHANNELS: usize = 256;
+
+/// A request about a dilated wormhole, forwarded by the registry.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) enum DilateCommand {
+    /// Accept the peer's subchannels of this subprotocol.
+    Listen {
+        /// Who asked.
+        client: Client,
+        /// The request id.
+        id: u64,
+        /// The subprotocol.
+        subprotocol: String,
+    },
+    /// Open a subchannel.
+    Open {
+        /// Who asked.
+        client: Client,
+        /// The request id.
+        id: u64,
+        /// The subprotocol.
+        subprotocol: String,
+    },
+    /// Close the dilated wormhole.
+    Close {
+        /// Who asked.
+        client: Client,
+        /// The request id.
+        id: u64,
+    },
+}
+
+/// What the socket tasks report.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) enum Io {
+    /// A TCP connection for a generation is up (dialled or accepted).
+    Connected {
+        /// The generation it was made for.
+        generation: Generation,
+        /// Through a transit relay.
+        relay: bool,
+        /// The socket.
+        stream: TcpStream,
+    },
+    /// Our listener for a generation is bound: these are our hints.
+    Listening {
+        /// The generation.
+        generation: Generation,
+        /// Our direct hints (empty if the listener could not be bound).
+        direct: Vec<DirectHint>,
+    },
+    /// Bytes from a TCP connection.
+    Data {
+        /// Which connection.
+        id: ConnectionId,
+        /// The bytes.
+        data: Vec<u8>,
+    },
+    /// A TCP connection ended.
+    Lost {
+        /// Which connection.
+        id: ConnectionId,
+    },
+    /// A client connected to a subchannel's socket.
+    Client {
+        /// The subchannel.
+        scid: SubchannelId,
+        /// The socket.
+        stream: UnixStream,
+    },
+    /// Bytes from a subchannel client.
+    ClientData {
+        /// The subchannel.
+        scid: SubchannelId,
+        /// The bytes.
+        data: Vec<u8>,
+    },
+    /// The subchannel client half-closed or went away.
+    ClientEof {
+        /// The subchannel.
+        scid: SubchannelId,
+    },
+}
+
+/// Fixed parameters of one dilated wormhole.
+pub(crate) struct DilationSetup {
+    /// Its handle.
+    pub(crate) id: WormholeId,
+    /// Who opened it.
+    pub(crate) owner: Client,
+    /// Where it reports its state.
+    pub(crate) registry: Recipient<WormholeNote>,
+    /// The mailbox machine's inputs.
+    pub(crate) mailbox: Recipient<Feed<Input>>,
+    /// Stops the mailbox actors once the wormhole has closed.
+    pub(crate) halt: Box<dyn FnOnce()>,
+    /// Listening, relays and advertised addresses.
+    pub(crate) transit: TransitConfig,
+    /// Folder of the subchannel sockets (the control socket's).
+    pub(crate) socket_dir: PathBuf,
+    /// The machine.
+    pub(crate) machine: Dilation,
+}
+
+/// One TCP connection's write side and tasks.
+struct Connection {
+    writer: mpsc::UnboundedSender<Vec<u8>>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+/// One subchannel's client side.
+struct Subchannel {
+    /// The socket path, until a client connected.
+    path: Option<PathBuf>,
+    /// Bytes for the client; `None` until it connects (then `backlog` holds them).
+    to_client: Option<mpsc::UnboundedSender<Vec<u8>>>,
+    backlog: Vec<Vec<u8>>,
+    /// Client bytes the machine has not accepted yet (its budget was full).
+    pending: Vec<u8>,
+    /// The client half-closed; close our half once `pending` is written.
+    eof: bool,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+/// The actor hosting one [`Dilation`].
+pub(crate) struct DilationHost {
+    id: WormholeId,
+    owner: Client,
+    registry: Recipient<WormholeNote>,
+    mailbox: Recipient<Feed<Input>>,
+    halt: Option<Box<dyn FnOnce()>>,
+    transit: TransitConfig,
+    our_relays: Vec<RelayHint>,
+    socket_dir: PathBuf,
+    machine: Dilation,
+    timer: Option<(Instant, SpawnHandle)>,
+    next_connection: ConnectionId,
+    connections: HashMap<ConnectionId, Connection>,
+    generations: HashMap<Generation, Vec<JoinHandle<()>>>,
+    subchannels: HashMap<SubchannelId, Subchannel>,
+    /// Bytes queued for subchannel clients; gates TCP reads.
+    to_clients: Rc<Gauge>,
+    /// Open while the machine accepts writes; gates client reads.
+    client_reads: Rc<watch::Sender<bool>>,
+    dilated: bool,
+    closing: bool,
+    failed: bool,
+}
+
+impl DilationHost {
+    /// A host for `setup.machine`; it starts once the mailbox reports the key and versions.
+    pub(crate) fn new(setup: DilationSetup) -> Self {
+        let our_relays = setup
+            .transit
+            .relays
+            .iter()
+            .filter_map(|relay| match parse_hint_argv(relay) {
+                Ok(hint) => Some(RelayHint { hints: vec![hint] }),
+                Err(e) => {
+                    tracing::warn!(%relay, error = %e, "dilation: ignoring a bad transit relay");
+                    None
+                }
+            })
+            .collect();
+        Self {
+            id: setup.id,
+            owner: setup.owner,
+            registry: setup.registry,
+            mailbox: setup.mailbox,
+            halt: Some(setup.halt),
+            transit: setup.transit,
+            our_relays,
+            socket_dir: setup.socket_dir,
+            machine: setup.machine,
+            timer: None,
+            next_connection: 1,
+            connections: HashMap::new(),
+            generations: HashMap::new(),
+            subchannels: HashMap::new(),
+            to_clients: Rc::new(Gauge::new(CLIENT_HIGH_WATER, CLIENT_LOW_WATER)),
+            client_reads: Rc::new(watch::channel(true).0),
+            dilated: false,
+            closing: false,
+            failed: false,
+        }
+    }
+
+    fn emit(&self, kind: EventKind) {
+        self.owner
+            .lines
+            .do_send(ToClient(DaemonLine::Event(ControlEvent {
+                wormhole: self.id,
+                kind,
+            })));
+    }
+
+    fn feed(&mut self, input: DilationInput, ctx: &mut Context<Self>) {
+        self.machine.handle(clock::now(), input);
+        self.flush(ctx);
+    }
+
+    /// Drains the machine's outputs and re-arms its timer.
+    fn flush(&mut self, ctx: &mut Context<Self>) {
+        while let Some(output) = self.machine.poll_output() {
+            self.output(output, ctx);
+        }
+        let wanted = self.machine.poll_timeout();
+        if self.timer.as_ref().map(|(at, _)| *at) != wanted {
+            if let Some((_, handle)) = self.timer.take() {
+                ctx.cancel_future(handle);
+            }
+            if let Some(at) = wanted {
+                let delay = at.saturating_duration_since(clock::now());
+                let handle = ctx.run_later(delay, |host, ctx| {
+                    host.timer = None;
+                    host.feed(DilationInput::Timeout, ctx);
+                });
+                self.timer = Some((at, handle));
+            }
+        }
+    }
+
+    fn output(&mut self, output: DilationOutput, ctx: &mut Context<Self>) {
+        match output {
+            DilationOutput::SendMessage { phase, body } => {
+                self.mailbox.do_send(Feed(Input::SendPhase {
+                    phase,
+                    plaintext: body,
+                }));
+            }
+            DilationOutput::StartConnecting { generation, side } => {
+                tracing::debug!(wormhole = self.id, generation, %side, "dilation: connecting");
+                self.start_connecting(generation, ctx);
+            }
+            DilationOutput::DialHints { generation, hints } => {
+                for (delay, hint, relay) in race::plan(&hints, &[]) {
+                    self.dial(generation, delay, hint, relay, ctx);
+                }
+            }
+            DilationOutput::StopConnecting { generation } => {
+                for task in self.generations.remove(&generation).unwrap_or_default() {
+                    task.abort();
+                }
+            }
+            DilationOutput::Transmit { id, data } => {
+                if let Some(connection) = self.connections.get(&id) {
+                    // A closed writer means the connection is going: its reader reports it.
+                    let _ = connection.writer.send(data);
+                }
+            }
+            DilationOutput::CloseConnection { id } => {
+                if let Some(connection) = self.connections.remove(&id) {
+                    // Dropping the writer flushes and shuts the socket down.
+                    for task in connection.tasks {
+                        task.abort();
+                    }
+                }
+            }
+            DilationOutput::Event(event) => self.event(event, ctx),
+        }
+    }
+
+    fn event(&mut self, event: DilationEvent, ctx: &mut Context<Self>) {
+        match event {
+            DilationEvent::Started { role } => {
+                tracing::debug!(wormhole = self.id, ?role, "dilation started");
+            }
+            DilationEvent::Connected { generation } => {
+                tracing::info!(wormhole = self.id, generation, "dilated");
+                self.registry
+                    .do_send(WormholeNote::State(self.id, "dilated"));
+                if self.dilated {
+                    self.emit(EventKind::Reconnected {});
+                } else {
+                    self.dilated = true;
+                    self.emit(EventKind::Dilated {});
+                }
+            }
+            DilationEvent::Disconnected => {
+                self.registry
+                    .do_send(WormholeNote::State(self.id, "reconnecting"));
+                self.emit(EventKind::Disconnected {});
+            }
+            DilationEvent::SubchannelOpened { scid, subprotocol } => {
+                match self.new_subchannel(scid, ctx) {
+                    Ok(socket) => self.emit(EventKind::SubchannelOpened {
+                        subchannel: scid,
+                        subprotocol,
+                        socket,
+                    }),
+                    Err(e) => {
+                        tracing::warn!(wormhole = self.id, scid, error = %e, "subchannel socket");
+                        let _ = self.machine.close(scid);
+                    }
+                }
+            }
+            DilationEvent::SubchannelData { scid, data } => {
+                if let Some(sub) = self.subchannels.get_mut(&scid) {
+                    let len = data.len();
+                    self.to_clients.add(len);
+                    match &sub.to_client {
+                        Some(tx) => {
+                            if tx.send(data).is_err() {
+                                // The client's writer is gone: nothing will read these.
+                                self.to_clients.sub(len);
+                            }
+                        }
+                        None => sub.backlog.push(data),
+                    }
+                }
+            }
+            DilationEvent::SubchannelClosed { scid } => {
+                if let Some(sub) = self.subchannels.remove(&scid) {
+                    drop_subchannel(sub, &self.to_clients);
+                }
+                self.emit(EventKind::SubchannelClosed { subchannel: scid });
+            }
+            DilationEvent::WritesPaused => {
+                self.client_reads.send_replace(false);
+            }
+            DilationEvent::WritesResumed => self.retry_pending(ctx),
+            DilationEvent::Failed(error) => {
+                self.failed = true;
+                self.emit(EventKind::Error {
+                    kind: FailureKind::Peer,
+                    message: error.to_string(),
+                });
+                self.close(ctx);
+            }
+            DilationEvent::Stopped => self.close(ctx),
+        }
+    }
+
+    /// Listen (unless told not to), report our hints, dial our relays.
+    fn start_connecting(&mut self, generation: Generation, ctx: &mut Context<Self>) {
+        let me = ctx.address().recipient::<Io>();
+        if self.transit.listen {
+            let addresses = if self.transit.hint_addresses.is_empty() {
+                crate::transit::addrs::local_addresses()
+            } else {
+                self.transit.hint_addresses.clone()
+            };
+            let task = actix::spawn(io::listen(generation, addresses, me.clone()));
+            self.generations.entry(generation).or_default().push(task);
+        } else {
+            let hints = TransitHints {
+                direct: Vec::new(),
+                relays: self.our_relays.clone(),
+            };
+            self.feed(DilationInput::LocalHints { generation, hints }, ctx);
+        }
+        let relays: Vec<DirectHint> = self
+            .our_relays
+            .iter()
+            .flat_map(|r| r.hints.iter().cloned())
+            .collect();
+        for hint in relays {
+            self.dial(generation, std::time::Duration::ZERO, hint, true, ctx);
+        }
+    }
+
+    fn dial(
+        &mut self,
+        generation: Generation,
+        delay: std::time::Duration,
+        hint: DirectHint,
+        relay: bool,
+        ctx: &mut Context<Self>,
+    ) {
+        let me = ctx.address().recipient::<Io>();
+        let task = actix::spawn(io::dial(generation, delay, hint, relay, me));
+        self.generations.entry(generation).or_default().push(task);
+    }
+
+    /// Makes the Unix socket of a subchannel; returns its path.
+    fn new_subchannel(
+        &mut self,
+        scid: SubchannelId,
+        ctx: &mut Context<Self>,
+    ) -> std::io::Result<String> {
+        if self.subchannels.len() >= MAX_SUBCHANNELS {
+            return Err(std::io::Error::other("too many subchannels"));
+        }
+        let path = self.socket_dir.join(format!(
+            "dilation-{}-{scid}-{}.sock",
+            self.id,
+            hex::encode(rand::random::<[u8; 4]>())
+        ));
+        let listener = io::bind_private(&path)?;
+        let me = ctx.address().recipient::<Io>();
+        let task = actix::spawn(io::accept_client(scid, listener, me));
+        self.subchannels.insert(
+            scid,
+            Subchannel {
+                path: Some(path.clone()),
+                to_client: None,
+                backlog: Vec::new(),
+                pending: Vec::new(),
+                eof: false,
+                tasks: vec![task],
+            },
+        );
+        Ok(path.display().to_string())
+    }
+
+    /// After `WritesResumed`: write what the clients sent while paused, then let them go on.
+    fn retry_pending(&mut self, ctx: &mut Context<Self>) {
+        let mut scids: Vec<SubchannelId> = self
+            .subchannels
+            .iter()
+            .filter(|(_, s)| !s.pending.is_empty() || s.eof)
+            .map(|(scid, _)| *scid)
+            .collect();
+        scids.sort_unstable();
+        for scid in scids {
+            if !self.write_pending(scid) {
+                break;
+            }
+        }
+        let blocked = self.subchannels.values().any(|s| !s.pending.is_empty());
+        if !blocked && !self.machine.writes_paused() {
+            self.client_reads.send_replace(true);
+        }
+        self.flush(ctx);
+    }
+
+    /// Writes a subchannel's pending bytes (and its close); false if the budget filled again.
+    fn write_pending(&mut self, scid: SubchannelId) -> bool {
+        let Some(sub) = self.subchannels.get_mut(&scid) else {
+            return true;
+        };
+        if !sub.pending.is_empty() {
+            match self.machine.write(scid, &sub.pending) {
+                Ok(n) => {
+                    sub.pending.drain(..n);
+                }
+                Err(e) => {
+                    tracing::debug!(scid, error = %e, "subchannel write");
+                    sub.pending.clear();
+                }
+            }
+        }
+        if !sub.pending.is_empty() {
+            return false;
+        }
+        if sub.eof {
+            sub.eof = false;
+            if let Err(e) = self.machine.close(scid) {
+                tracing::debug!(scid, error = %e, "subchannel close");
+            }
+        }
+        true
+    }
+
+    /// Closes the wormhole: Dilation first, then the mailbox.
+    fn close(&mut self, ctx: &mut Context<Self>) {
+        if self.closing {
+            return;
+        }
+        self.closing = true;
+        self.registry
+            .do_send(WormholeNote::State(self.id, "closing"));
+        self.feed(DilationInput::Stop, ctx);
+        self.teardown();
+        self.mailbox.do_send(Feed(Input::Close));
+    }
+
+    /// Drops every socket and task.
+    fn teardown(&mut self) {
+        for (_, connection) in self.connections.drain() {
+            for task in connection.tasks {
+                task.abort();
+            }
+        }
+        for (_, tasks) in self.generations.drain() {
+            for task in tasks {
+                task.abort();
+            }
+        }
+        for (_, sub) in self.subchannels.drain() {
+            drop_subchannel(sub, &self.to_clients);
+        }
+    }
+
+    fn finish(&mut self, mood: Mood, ctx: &mut Context<Self>) {
+        self.teardown();
+        self.emit(EventKind::Closed {
+            mood: mood_name(mood).into(),
+        });
+        self.registry.do_send(WormholeNote::Finished(self.id));
+        if let Some(halt) = self.halt.take() {
+            halt();
+        }
+        ctx.stop();
+    }
+}
+
+/// Ends a subchannel's socket: its writer finishes what is queued, then half-closes.
+fn drop_subchannel(sub: Subchannel, gauge: &Gauge) {
+    if let Some(path) = &sub.path {
+        remove_socket(path);
+    }
+    let backlog: usize = sub.backlog.iter().map(Vec::len).sum();
+    gauge.sub(backlog);
+    for task in sub.tasks {
+        // The writer task is not in `tasks`: it ends by itself once `to_client` is dropped.
+        task.abort();
+    }
+}
+
+fn remove_socket(path: &Path) {
+    if let Err(e) = std::fs::remove_file(path) {
+        tracing::debug!(path = %path.display(), error = %e, "removing a subchannel socket");
+    }
+}
+
+impl Actor for DilationHost {
+    type Context = Context<Self>;
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        self.teardown();
+    }
+}
+
+impl Handler<AppKey> for DilationHost {
+    type Result = ();
+
+    fn handle(&mut self, AppKey(key): AppKey, ctx: &mut Context<Self>) {
+        self.feed(DilationInput::DilationKey(crypto::dilation_key(&key)), ctx);
+    }
+}
+
+impl Handler<AppEvent> for DilationHost {
+    type Result = ();
+
+    fn handle(&mut self, AppEvent(event): AppEvent, ctx: &mut Context<Self>) {
+        match event {
+            Event::Motd(text) => self.emit(EventKind::Motd { text }),
+            Event::Warning(message) => {
+                tracing::warn!(wormhole = self.id, "{message}");
+                self.emit(EventKind::Warning { message });
+            }
+            Event::Nameplates(_) | Event::KeyEstablished | Event::Received(_) => {}
+            Event::Code(code) => {
+                self.registry
+                    .do_send(WormholeNote::Code(self.id, code.clone()));
+                self.registry
+                    .do_send(WormholeNote::State(self.id, "waiting"));
+                self.emit(EventKind::Code { code });
+            }
+            Event::Verified { verifier } => {
+                self.registry
+                    .do_send(WormholeNote::State(self.id, "connecting"));
+                self.emit(EventKind::Key {
+                    verifier: hex::encode(verifier),
+                    confirm: false,
+                });
+            }
+            Event::Versions(versions) => self.feed(DilationInput::PeerVersions(versions), ctx),
+            Event::Dilate(plaintext) => self.feed(DilationInput::PeerMessage(plaintext), ctx),
+            Event::Closed { mood, error } => {
+                if let Some(error) = error {
+                    self.emit(EventKind::Error {
+                        kind: failure_kind(&error),
+                        message: error.to_string(),
+                    });
+                }
+                let mood = if self.failed && mood == Mood::Happy {
+                    Mood::Errory
+                } else {
+                    mood
+                };
+                self.finish(mood, ctx);
+            }
+        }
+    }
+}
+
+impl Handler<AppCommand> for DilationHost {
+    type Result = ();
+
+    fn handle(&mut self, command: AppCommand, ctx: &mut Context<Self>) {
+        match command {
+            AppCommand::Cancel { reply, reason } => {
+                tracing::info!(wormhole = self.id, "dilated wormhole cancelled: {reason}");
+                if let Some((client, id)) = reply {
+                    client.respond(id, Ok(ResponseBody::Done {}));
+                }
+                self.emit(EventKind::Error {
+                    kind: FailureKind::Cancelled,
+                    message: reason,
+                });
+                self.close(ctx);
+            }
+            AppCommand::Complete { client, id, .. }
+            | AppCommand::SetCode { client, id, .. }
+            | AppCommand::Verify { client, id, .. }
+            | AppCommand::Accept { client, id, .. } => client.respond(
+                id,
+                Err(ControlError::new(
+                    ErrorCode::InvalidState,
+                    "not a request for a dilated wormhole",
+                )),
+            ),
+        }
+    }
+}
+
+impl Handler<DilateCommand> for DilationHost {
+    type Result = ();
+
+    fn handle(&mut self, command: DilateCommand, ctx: &mut Context<Self>) {
+        match command {
+            DilateCommand::Listen {
+                client,
+                id,
+                subprotocol,
+            } => {
+                client.respond(id, Ok(ResponseBody::Done {}));
+                self.machine.listen(&subprotocol);
+                self.flush(ctx);
+            }
+            DilateCommand::Open {
+                client,
+                id,
+                subprotocol,
+            } => {
+                let opened = self
+                    .machine
+                    .open(&subprotocol)
+                    .map_err(|e| ControlError::new(ErrorCode::InvalidState, e.to_string()))
+                    .and_then(|scid| match self.new_subchannel(scid, ctx) {
+                        Ok(socket) => Ok(ResponseBody::Subchannel {
+                            subchannel: scid,
+                            socket,
+                        }),
+                        Err(e) => {
+                            let _ = self.machine.close(scid);
+                            Err(ControlError::new(
+                                ErrorCode::InvalidState,
+                                format!("could not make the subchannel socket: {e}"),
+                            ))
+                        }
+                    });
+                client.respond(id, opened);
+                self.flush(ctx);
+            }
+            DilateCommand::Close { client, id } => {
+                client.respond(id, Ok(ResponseBody::Done {}));
+                self.close(ctx);
+            }
+        }
+    }
+}
+
+impl Handler<Io> for DilationHost {
+    type Result = ();
+
+    fn handle(&mut self, io: Io, ctx: &mut Context<Self>) {
+        if self.closing {
+            return;
+        }
+        match io {
+            Io::Listening { generation, direct } => {
+                let hints = TransitHints {
+                    direct,
+                    relays: self.our_relays.clone(),
+                };
+                self.feed(DilationInput::LocalHints { generation, hints }, ctx);
+            }
+            Io::Connected {
+                generation,
+                relay,
+                stream,
+            } => {
+                if self.connections.len() >= MAX_CONNECTIONS {
+                    tracing::debug!("dilation: too many connections, closing one");
+                    return;
+                }
+                let id = self.next_connection;
+                self.next_connection += 1;
+                let me = ctx.address().recipient::<Io>();
+                let (writer, tasks) = io::run_connection(id, stream, self.to_clients.open(), me);
+                self.connections.insert(id, Connection { writer, tasks });
+                self.feed(
+                    DilationInput::ConnectionMade {
+                        id,
+                        generation,
+                        relay,
+                    },
+                    ctx,
+                );
+            }
+            Io::Data { id, data } => {
+                if self.connections.contains_key(&id) {
+                    self.feed(DilationInput::ConnectionData { id, data }, ctx);
+                }
+            }
+            Io::Lost { id } => {
+                if let Some(connection) = self.connections.remove(&id) {
+                    for task in connection.tasks {
+                        task.abort();
+                    }
+                    self.feed(DilationInput::ConnectionLost { id }, ctx);
+                }
+            }
+            Io::Client { scid, stream } => {
+                let me = ctx.address().recipient::<Io>();
+                let Some(sub) = self.subchannels.get_mut(&scid) else {
+                    return;
+                };
+                if let Some(path) = sub.path.take() {
+                    remove_socket(&path);
+                }
+                let (tx, tasks) = io::run_client(
+                    scid,
+                    stream,
+                    Rc::clone(&self.to_clients),
+                    self.client_reads.subscribe(),
+                    me,
+                );
+                for data in sub.backlog.drain(..) {
+                    let _ = tx.send(data);
+                }
+                sub.to_client = Some(tx);
+                sub.tasks.extend(tasks);
+            }
+            Io::ClientData { scid, data } => {
+                let Some(sub) = self.subchannels.get_mut(&scid) else {
+                    return;
+                };
+                sub.pending.extend_from_slice(&data);
+                if !self.write_pending(scid) {
+                    self.client_reads.send_replace(false);
+                }
+                self.flush(ctx);
+            }
+            Io::ClientEof { scid } => {
+                let Some(sub) = self.subchannels.get_mut(&scid) else {
+                    return;
+                };
+                sub.eof = true;
+                self.write_pending(scid);
+                self.flush(ctx);
+            }
+        }
+    }
+}
