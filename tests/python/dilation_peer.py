@@ -1,0 +1,150 @@
+"""A Dilation peer built on the reference library (magic-wormhole 0.24.0), for tests.
+
+It opens a wormhole (wormhole.create(..., dilation=True)) on --relay-url with --code or an
+allocated code (printed on stderr as `Wormhole code is: <code>`), dilates it
+(w.dilate(transit_relay_location=--transit-helper, no_listen=--no-listen)), then:
+
+- --send N: opens a subchannel of --subprotocol (connector_for) and writes N pseudo-random bytes
+  (seeded, so both sides can name them), then closes it; prints `sent N <sha256 hex>` on stdout;
+- --receive: listens for --subprotocol (listener_for) and reads one subchannel to its end;
+  prints `received N <sha256 hex>` on stdout;
+- --no-dilation: creates the wormhole without dilation (no `can-dilate`), waits for the key.
+
+Progress goes to stderr (`dilated`, `subchannel closed`). Then it waits until stdin closes, closes
+the wormhole and exits 0. Only 127.0.0.1 is advertised as a direct hint.
+"""
+
+import argparse
+import hashlib
+import random
+import sys
+import threading
+
+from wormhole import ipaddrs
+
+ipaddrs.find_addresses = lambda: ["127.0.0.1"]
+
+APPID = "lothar.com/wormhole/text-or-file-xfer"
+CHUNK = 65536
+
+
+def say(stream, text):
+    stream.write(text + "\n")
+    stream.flush()
+
+
+def payload(size, seed=2024):
+    return random.Random(seed).randbytes(size)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--relay-url", required=True, help="ws:// URL of the mailbox server")
+    parser.add_argument("--transit-helper", default=None, help="tcp:HOST:PORT")
+    parser.add_argument("--appid", default=APPID)
+    parser.add_argument("--code", default=None, help="the code (default: allocate one)")
+    parser.add_argument("--no-listen", action="store_true")
+    parser.add_argument("--subprotocol", default="test")
+    mode = parser.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--send", type=int, metavar="N", help="bytes to send in a subchannel")
+    mode.add_argument("--receive", action="store_true", help="read one subchannel")
+    mode.add_argument("--no-dilation", action="store_true", help="do not offer dilation")
+    args = parser.parse_args()
+
+    from twisted.internet import reactor
+    from twisted.internet.defer import Deferred, inlineCallbacks
+    from twisted.internet.protocol import Factory, Protocol
+
+    import wormhole
+
+    stdin_closed = Deferred()
+    done = Deferred()
+
+    def watch_stdin():
+        try:
+            while sys.stdin.buffer.read(4096):
+                pass
+        finally:
+            reactor.callFromThread(stdin_closed.callback, None)
+
+    class Reader(Protocol):
+        def connectionMade(self):
+            self.hash = hashlib.sha256()
+            self.count = 0
+            say(sys.stderr, "subchannel opened")
+
+        def dataReceived(self, data):
+            self.hash.update(data)
+            self.count += len(data)
+
+        def connectionLost(self, reason=None):
+            say(sys.stdout, f"received {self.count} {self.hash.hexdigest()}")
+            say(sys.stderr, "subchannel closed")
+            if not done.called:
+                done.callback(None)
+
+    class Writer(Protocol):
+        def connectionMade(self):
+            data = payload(args.send)
+            for i in range(0, len(data), CHUNK):
+                self.transport.write(data[i : i + CHUNK])
+            say(sys.stdout, f"sent {len(data)} {hashlib.sha256(data).hexdigest()}")
+            self.transport.loseConnection()
+
+        def dataReceived(self, data):
+            pass
+
+        def connectionLost(self, reason=None):
+            say(sys.stderr, "subchannel closed")
+            if not done.called:
+                done.callback(None)
+
+    @inlineCallbacks
+    def run():
+        w = wormhole.create(args.appid, args.relay_url, reactor, dilation=not args.no_dilation)
+        if args.code:
+            w.set_code(args.code)
+        else:
+            w.allocate_code()
+        code = yield w.get_code()
+        say(sys.stderr, f"Wormhole code is: {code}")
+        if args.no_dilation:
+            yield w.get_verifier()
+            say(sys.stderr, "key verified")
+        else:
+            dw = w.dilate(transit_relay_location=args.transit_helper, no_listen=args.no_listen)
+            if args.receive:
+                factory = Factory.forProtocol(Reader)
+                yield dw.listener_for(args.subprotocol).listen(factory)
+            yield dw.when_dilated()
+            say(sys.stderr, "dilated")
+            if args.send is not None:
+                factory = Factory.forProtocol(Writer)
+                yield dw.connector_for(args.subprotocol).connect(factory)
+            yield done
+        yield stdin_closed
+        try:
+            yield w.close()
+        except Exception as e:  # the other side is gone or unhappy: expected here
+            say(sys.stderr, f"close: {e!r}")
+
+    def finish(result):
+        if reactor.running:
+            reactor.stop()
+        return result
+
+    def failed(failure):
+        say(sys.stderr, f"dilation_peer failed: {failure.value!r}")
+        global exit_code
+        exit_code = 1
+
+    threading.Thread(target=watch_stdin, name="stdin-watchdog", daemon=True).start()
+    reactor.callWhenRunning(lambda: run().addErrback(failed).addBoth(finish))
+    reactor.run()
+    sys.exit(exit_code)
+
+
+exit_code = 0
+
+if __name__ == "__main__":
+    main()

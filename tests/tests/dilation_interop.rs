@@ -1,0 +1,293 @@
+//! Dilation between our daemon (driven over its control socket: `dilate`, `listen`,
+//! `open-subchannel`, `close`) and the Python reference library (magic-wormhole 0.24.0, through
+//! `tests/python/dilation_peer.py`), with the reference mailbox server and transit relay on
+//! 127.0.0.1: a subchannel each way carries bytes that must arrive exactly (SHA-256, by
+//! `sha256sum`), over direct TCP and relay-only; a peer that cannot dilate fails clearly.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use serde_json::{json, Value};
+use wormhole_tests::{
+    python_script, venv_python, Daemon, MailboxServer, Process, TransitRelay, TIMEOUT,
+};
+
+/// A control-socket client that speaks newline-delimited JSON.
+struct Control {
+    reader: BufReader<UnixStream>,
+    writer: UnixStream,
+    next_id: u64,
+    /// Events read while waiting for a response.
+    events: Vec<Value>,
+}
+
+impl Control {
+    fn connect(daemon: &Daemon) -> Self {
+        let stream = UnixStream::connect(daemon.socket()).expect("connect to the control socket");
+        stream
+            .set_read_timeout(Some(TIMEOUT))
+            .expect("set a read timeout");
+        let writer = stream.try_clone().expect("clone the control socket");
+        let mut control = Self {
+            reader: BufReader::new(stream),
+            writer,
+            next_id: 1,
+            events: Vec::new(),
+        };
+        let welcome = control.request(json!({"op": "hello", "protocol": 1}));
+        assert!(welcome.get("ok").is_some(), "hello: {welcome}");
+        control
+    }
+
+    fn line(&mut self) -> Value {
+        let mut line = String::new();
+        let n = self
+            .reader
+            .read_line(&mut line)
+            .expect("a line from the daemon in time");
+        assert!(n > 0, "the daemon closed the control connection");
+        serde_json::from_str(&line).expect("a JSON line")
+    }
+
+    /// Sends a request and returns its response (`{"id", "ok"|"error"}`).
+    fn request(&mut self, mut body: Value) -> Value {
+        let id = self.next_id;
+        self.next_id += 1;
+        body["id"] = json!(id);
+        writeln!(self.writer, "{body}").expect("write a request");
+        loop {
+            let line = self.line();
+            if line.get("id") == Some(&json!(id)) {
+                return line;
+            }
+            self.events.push(line);
+        }
+    }
+
+    /// The `ok` body of a request that must succeed.
+    fn ok(&mut self, body: Value) -> Value {
+        let response = self.request(body.clone());
+        response
+            .get("ok")
+            .cloned()
+            .unwrap_or_else(|| panic!("{body} failed: {response}"))
+    }
+
+    /// Waits for the next event of kind `kind`, failing on `error` or `closed` first.
+    fn event(&mut self, kind: &str) -> Value {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            assert!(Instant::now() < deadline, "no `{kind}` event in time");
+            let event = if self.events.is_empty() {
+                self.line()
+            } else {
+                self.events.remove(0)
+            };
+            if event.get("event") == Some(&json!(kind)) {
+                return event;
+            }
+            let other = event.get("event").and_then(Value::as_str).unwrap_or("");
+            assert!(
+                !matches!(other, "error" | "closed"),
+                "waiting for `{kind}`, got {event}"
+            );
+        }
+    }
+}
+
+/// `sha256sum` of `data`, as lowercase hex.
+fn sha256(data: &[u8]) -> String {
+    let mut child = Command::new("sha256sum")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("run sha256sum");
+    let mut stdin = child.stdin.take().expect("a stdin pipe");
+    let owned = data.to_vec();
+    let feeder = std::thread::spawn(move || stdin.write_all(&owned));
+    let output = child.wait_with_output().expect("sha256sum output");
+    feeder
+        .join()
+        .expect("the feeder thread")
+        .expect("feed sha256sum");
+    String::from_utf8_lossy(&output.stdout)
+        .split_whitespace()
+        .next()
+        .expect("a hash")
+        .to_owned()
+}
+
+/// Deterministic pseudo-random bytes (xorshift64).
+fn noise(len: usize) -> Vec<u8> {
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 24) as u8
+        })
+        .collect()
+}
+
+/// The servers and the daemon of one test.
+struct Setup {
+    server: MailboxServer,
+    relay: TransitRelay,
+    daemon: Daemon,
+}
+
+impl Setup {
+    fn start() -> Self {
+        let server = MailboxServer::start();
+        let relay = TransitRelay::start();
+        let daemon =
+            Daemon::start_with_env(&server.url(), &[("WORMHOLE_TRANSIT_HELPER", &relay.hint())]);
+        Self {
+            server,
+            relay,
+            daemon,
+        }
+    }
+
+    /// The Python peer with our servers and these arguments, stdin piped (closing it ends it).
+    fn peer(&self, args: &[&str]) -> Process {
+        let mut command = Command::new(venv_python());
+        command
+            .arg(python_script("dilation_peer.py"))
+            .arg("--relay-url")
+            .arg(self.server.url())
+            .arg("--transit-helper")
+            .arg(self.relay.hint())
+            .args(args)
+            .stdin(Stdio::piped());
+        Process::spawn(&mut command)
+    }
+}
+
+/// Parses `sent N HASH` / `received N HASH`.
+fn count_and_hash(line: &str, word: &str) -> Option<(usize, String)> {
+    let mut parts = line.strip_prefix(word)?.split_whitespace();
+    let count = parts.next()?.parse().ok()?;
+    Some((count, parts.next()?.to_owned()))
+}
+
+/// Python opens a subchannel and sends bytes; they arrive exactly through our subchannel
+/// socket, which ends (EOF) when Python closes the subchannel.
+fn python_to_us(no_listen: bool) {
+    const SIZE: usize = 3 << 20;
+    let setup = Setup::start();
+    let mut control = Control::connect(&setup.daemon);
+    let mut dilate = json!({"op": "dilate"});
+    if no_listen {
+        dilate["no_listen"] = json!(true);
+    }
+    let wormhole = control.ok(dilate)["wormhole"].clone();
+    let code = control.event("code")["code"]
+        .as_str()
+        .expect("a code")
+        .to_owned();
+    control.ok(json!({"op": "listen", "wormhole": wormhole, "subprotocol": "test"}));
+
+    let size = SIZE.to_string();
+    let mut args = vec!["--code", &code, "--send", &size];
+    if no_listen {
+        args.push("--no-listen");
+    }
+    let mut peer = setup.peer(&args);
+    control.event("dilated");
+    let opened = control.event("subchannel-opened");
+    assert_eq!(opened["subprotocol"], "test", "{opened}");
+    let socket = opened["socket"].as_str().expect("a socket path");
+    let mut stream = UnixStream::connect(socket).expect("connect to the subchannel socket");
+    stream.set_read_timeout(Some(TIMEOUT)).expect("a timeout");
+    let mut received = Vec::new();
+    stream
+        .read_to_end(&mut received)
+        .expect("read the subchannel");
+    let (sent, hash) =
+        peer.wait_for_stdout("`sent N HASH`", TIMEOUT, |l| count_and_hash(l, "sent "));
+    assert_eq!(received.len(), sent);
+    assert_eq!(sha256(&received), hash);
+    control.event("subchannel-closed");
+
+    control.ok(json!({"op": "close", "wormhole": wormhole}));
+    let closed = control.event("closed");
+    assert_eq!(closed["mood"], "happy", "{closed}");
+    peer.wait_with_timeout(TIMEOUT);
+}
+
+#[test]
+fn python_opens_a_subchannel_and_its_bytes_arrive_exactly() {
+    python_to_us(false);
+}
+
+#[test]
+fn relay_only_dilation_carries_a_subchannel() {
+    python_to_us(true);
+}
+
+/// We open a subchannel and stream bytes through its socket; Python reads exactly them, and our
+/// half-close ends its subchannel.
+#[test]
+fn we_open_a_subchannel_and_python_reads_our_bytes_exactly() {
+    const SIZE: usize = 2 << 20;
+    let setup = Setup::start();
+    let mut peer = setup.peer(&["--receive"]);
+    let code = peer.wormhole_code(TIMEOUT);
+    let mut control = Control::connect(&setup.daemon);
+    let wormhole = control.ok(json!({"op": "dilate", "code": code}))["wormhole"].clone();
+    control.event("dilated");
+    let opened = control.ok(json!({
+        "op": "open-subchannel", "wormhole": wormhole, "subprotocol": "test"
+    }));
+    let socket = opened["socket"].as_str().expect("a socket path").to_owned();
+    let mut stream = UnixStream::connect(&socket).expect("connect to the subchannel socket");
+    let data = noise(SIZE);
+    stream.write_all(&data).expect("write the subchannel");
+    stream
+        .shutdown(std::net::Shutdown::Write)
+        .expect("half-close");
+    let (count, hash) = peer.wait_for_stdout("`received N HASH`", TIMEOUT, |l| {
+        count_and_hash(l, "received ")
+    });
+    assert_eq!(count, SIZE);
+    assert_eq!(hash, sha256(&data));
+    let mut rest = Vec::new();
+    stream.set_read_timeout(Some(TIMEOUT)).expect("a timeout");
+    stream.read_to_end(&mut rest).expect("EOF after the close");
+    assert!(rest.is_empty());
+
+    control.ok(json!({"op": "close", "wormhole": wormhole}));
+    control.event("closed");
+    peer.wait_with_timeout(TIMEOUT);
+}
+
+/// A peer whose version offers no dilation: the dilated wormhole fails with a clear error.
+#[test]
+fn a_peer_that_cannot_dilate_is_a_clear_error() {
+    let setup = Setup::start();
+    let mut peer = setup.peer(&["--no-dilation"]);
+    let code = peer.wormhole_code(TIMEOUT);
+    let mut control = Control::connect(&setup.daemon);
+    control.ok(json!({"op": "dilate", "code": code}));
+    let deadline = Instant::now() + TIMEOUT;
+    let error = loop {
+        assert!(Instant::now() < deadline, "no error in time");
+        let event = if control.events.is_empty() {
+            control.line()
+        } else {
+            control.events.remove(0)
+        };
+        if event["event"] == "error" {
+            break event;
+        }
+        assert_ne!(event["event"], "closed", "closed without an error: {event}");
+    };
+    let message = error["message"].as_str().unwrap_or_default();
+    assert!(message.contains("cannot dilate"), "{error}");
+    control.event("closed");
+    peer.wait_with_timeout(TIMEOUT);
+}
