@@ -145,13 +145,18 @@ pub(super) async fn dial(
     }
 }
 
-/// Runs one TCP connection: returns its write queue and its tasks. Reads wait on `gate`.
+/// Runs one TCP connection: returns its write queue, its writer task (which shuts the socket
+/// down once the queue is dropped and drained) and its reader task. Reads wait on `gate`.
 pub(super) fn run_connection(
     id: ConnectionId,
     stream: TcpStream,
     mut gate: watch::Receiver<bool>,
     me: Recipient<Io>,
-) -> (mpsc::UnboundedSender<Vec<u8>>, Vec<JoinHandle<()>>) {
+) -> (
+    mpsc::UnboundedSender<Vec<u8>>,
+    JoinHandle<()>,
+    JoinHandle<()>,
+) {
     let _ = stream.set_nodelay(true);
     let (mut read, mut write) = stream.into_split();
     let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
@@ -186,7 +191,7 @@ pub(super) fn run_connection(
             }
         }
     });
-    (tx, vec![writer, reader])
+    (tx, writer, reader)
 }
 
 /// Binds a Unix socket only our user may connect to.

@@ -171,10 +171,12 @@ pub(crate) struct DilationSetup {
     pub(crate) machine: Dilation,
 }
 
-/// One TCP connection's write side and tasks.
+/// One TCP connection's write queue and tasks.
 struct Connection {
     writer: mpsc::UnboundedSender<Vec<u8>>,
-    tasks: Vec<JoinHandle<()>>,
+    /// Writes the queue, then shuts the socket down once `writer` is dropped.
+    write_task: JoinHandle<()>,
+    read_task: JoinHandle<()>,
 }
 
 /// One subchannel's client side.
@@ -207,6 +209,8 @@ pub(crate) struct DilationHost {
     connections: HashMap<ConnectionId, Connection>,
     generations: HashMap<Generation, Vec<JoinHandle<()>>>,
     subchannels: HashMap<SubchannelId, Subchannel>,
+    /// Who asked to `listen` for each subprotocol: its `subchannel-opened` events go there.
+    listeners: HashMap<String, Client>,
     /// Bytes queued for subchannel clients; gates TCP reads.
     to_clients: Rc<Gauge>,
     /// Open while the machine accepts writes; gates client reads.
@@ -246,6 +250,7 @@ impl DilationHost {
             connections: HashMap::new(),
             generations: HashMap::new(),
             subchannels: HashMap::new(),
+            listeners: HashMap::new(),
             to_clients: Rc::new(Gauge::new(CLIENT_HIGH_WATER, CLIENT_LOW_WATER)),
             client_reads: Rc::new(watch::channel(true).0),
             dilated: false,
@@ -319,10 +324,9 @@ impl DilationHost {
             }
             DilationOutput::CloseConnection { id } => {
                 if let Some(connection) = self.connections.remove(&id) {
-                    // Dropping the writer flushes and shuts the socket down.
-                    for task in connection.tasks {
-                        task.abort();
-                    }
+                    // Dropping the queue lets the writer finish what was transmitted, then
+                    // shut the socket down; nothing more is read.
+                    connection.read_task.abort();
                 }
             }
             DilationOutput::Event(event) => self.event(event, ctx),
@@ -352,11 +356,17 @@ impl DilationHost {
             }
             DilationEvent::SubchannelOpened { scid, subprotocol } => {
                 match self.new_subchannel(scid, ctx) {
-                    Ok(socket) => self.emit(EventKind::SubchannelOpened {
-                        subchannel: scid,
-                        subprotocol,
-                        socket,
-                    }),
+                    Ok(socket) => {
+                        let to = self.listeners.get(&subprotocol).unwrap_or(&self.owner);
+                        to.lines.do_send(ToClient(DaemonLine::Event(ControlEvent {
+                            wormhole: self.id,
+                            kind: EventKind::SubchannelOpened {
+                                subchannel: scid,
+                                subprotocol,
+                                socket,
+                            },
+                        })));
+                    }
                     Err(e) => {
                         tracing::warn!(wormhole = self.id, scid, error = %e, "subchannel socket");
                         let _ = self.machine.close(scid);
@@ -537,9 +547,8 @@ impl DilationHost {
     /// Drops every socket and task.
     fn teardown(&mut self) {
         for (_, connection) in self.connections.drain() {
-            for task in connection.tasks {
-                task.abort();
-            }
+            connection.read_task.abort();
+            connection.write_task.abort();
         }
         for (_, tasks) in self.generations.drain() {
             for task in tasks {
@@ -686,6 +695,7 @@ impl Handler<DilateCommand> for DilationHost {
                 subprotocol,
             } => {
                 client.respond(id, Ok(ResponseBody::Done {}));
+                self.listeners.insert(subprotocol.clone(), client);
                 self.machine.listen(&subprotocol);
                 self.flush(ctx);
             }
@@ -749,8 +759,16 @@ impl Handler<Io> for DilationHost {
                 let id = self.next_connection;
                 self.next_connection += 1;
                 let me = ctx.address().recipient::<Io>();
-                let (writer, tasks) = io::run_connection(id, stream, self.to_clients.open(), me);
-                self.connections.insert(id, Connection { writer, tasks });
+                let (writer, write_task, read_task) =
+                    io::run_connection(id, stream, self.to_clients.open(), me);
+                self.connections.insert(
+                    id,
+                    Connection {
+                        writer,
+                        write_task,
+                        read_task,
+                    },
+                );
                 self.feed(
                     DilationInput::ConnectionMade {
                         id,
@@ -767,9 +785,7 @@ impl Handler<Io> for DilationHost {
             }
             Io::Lost { id } => {
                 if let Some(connection) = self.connections.remove(&id) {
-                    for task in connection.tasks {
-                        task.abort();
-                    }
+                    connection.write_task.abort();
                     self.feed(DilationInput::ConnectionLost { id }, ctx);
                 }
             }
