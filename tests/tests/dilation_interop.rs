@@ -2,7 +2,8 @@
 //! `open-subchannel`, `close`) and the Python reference library (magic-wormhole 0.24.0, through
 //! `tests/python/dilation_peer.py`), with the reference mailbox server and transit relay on
 //! 127.0.0.1: a subchannel each way carries bytes that must arrive exactly (SHA-256, by
-//! `sha256sum`), over direct TCP and relay-only; a peer that cannot dilate fails clearly.
+//! `sha256sum`), over direct TCP and relay-only; a peer that cannot dilate fails clearly; and
+//! `wormholectl dilate open/pipe/list/close` drive the same from the command line.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
@@ -11,7 +12,8 @@ use std::time::Instant;
 
 use serde_json::{json, Value};
 use wormhole_tests::{
-    python_script, venv_python, Daemon, MailboxServer, Process, TransitRelay, TIMEOUT,
+    assert_success, python_script, run, venv_python, Daemon, MailboxServer, Process, TransitRelay,
+    TIMEOUT,
 };
 
 /// A control-socket client that speaks newline-delimited JSON.
@@ -289,5 +291,47 @@ fn a_peer_that_cannot_dilate_is_a_clear_error() {
     let message = error["message"].as_str().unwrap_or_default();
     assert!(message.contains("cannot dilate"), "{error}");
     control.event("closed");
+    peer.wait_with_timeout(TIMEOUT);
+}
+
+/// `wormholectl dilate open` leaves a dilated wormhole in the daemon after it exits;
+/// `dilate pipe --listen` then takes the subchannel Python opened and writes it to stdout;
+/// `dilate list` shows it and `dilate close` ends it.
+#[test]
+fn wormholectl_dilate_open_pipe_list_close() {
+    const SIZE: usize = 1 << 20;
+    let setup = Setup::start();
+    let mut open = Process::spawn(setup.daemon.ctl().args(["dilate", "open"]));
+    let code = open.wormhole_code(TIMEOUT);
+    let size = SIZE.to_string();
+    let mut peer = setup.peer(&["--code", &code, "--send", &size]);
+    let output = open.wait_with_timeout(TIMEOUT);
+    let id = assert_success(&output).trim().to_owned();
+    assert!(id.parse::<u64>().is_ok(), "not a wormhole number: {id:?}");
+
+    let listed = assert_success(&run(setup.daemon.ctl().args(["dilate", "list"]), TIMEOUT));
+    assert!(
+        listed.starts_with(&format!("{id} dilated {code}")),
+        "{listed}"
+    );
+
+    let piped = run(
+        setup
+            .daemon
+            .ctl()
+            .args(["dilate", "pipe", &id, "test", "--listen"])
+            .stdin(Stdio::null()),
+        TIMEOUT,
+    );
+    assert!(piped.status.success(), "{piped:?}");
+    let (sent, hash) =
+        peer.wait_for_stdout("`sent N HASH`", TIMEOUT, |l| count_and_hash(l, "sent "));
+    assert_eq!(piped.stdout.len(), sent);
+    assert_eq!(sha256(&piped.stdout), hash);
+
+    assert_success(&run(
+        setup.daemon.ctl().args(["dilate", "close", &id]),
+        TIMEOUT,
+    ));
     peer.wait_with_timeout(TIMEOUT);
 }

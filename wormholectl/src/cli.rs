@@ -96,6 +96,46 @@ pub(crate) enum Command {
     },
     /// Stop wormholed (its wormholes are cancelled first)
     Shutdown,
+    /// Long-lived dilated wormholes (Dilation) and their subchannels
+    Dilate {
+        /// What to do.
+        #[command(subcommand)]
+        command: DilateCommand,
+    },
+}
+
+/// `dilate` subcommands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum DilateCommand {
+    /// Open a dilated wormhole (allocate a code, or join CODE); prints its number once dilated.
+    /// It stays open in wormholed until `dilate close`.
+    Open {
+        /// The code to join (default: allocate one and print it)
+        code: Option<String>,
+        /// Length of an allocated code (in words)
+        #[arg(short = 'c', long, value_name = "NUMWORDS")]
+        code_length: Option<usize>,
+        /// Don't listen for direct connections: dial out and use relays only
+        #[arg(long)]
+        no_listen: bool,
+    },
+    /// Stream stdin to a subchannel and the subchannel to stdout
+    Pipe {
+        /// The dilated wormhole's number
+        id: u64,
+        /// The subchannel's subprotocol
+        subprotocol: String,
+        /// Wait for the peer to open the subchannel instead of opening it
+        #[arg(long)]
+        listen: bool,
+    },
+    /// List the dilated wormholes (`ID STATE CODE`)
+    List,
+    /// Close a dilated wormhole
+    Close {
+        /// The dilated wormhole's number
+        id: u64,
+    },
 }
 
 /// `send`: what to send and how to make the code.

@@ -6,7 +6,7 @@
 //! Layout: [`cli`] defines the command line; [`connection`] is the control-socket client and
 //! [`spawn`] starts the daemon; [`transfer`] drives `send` and `receive`, rendering events
 //! through [`session`] and asking through [`prompt`]; [`admin`] wraps `list`, `cancel` and
-//! `shutdown`; [`settings`] reads the configuration. Exit codes are tabled in [`exit`].
+//! `shutdown`; [`dilate`] drives dilated wormholes; [`settings`] reads the configuration. Exit codes are tabled in [`exit`].
 //!
 //! Output: standard output carries only data (received text, `list`, `config`, or with `--json`
 //! one JSON line per event); everything for a person goes to standard error. A failure prints
@@ -15,6 +15,7 @@
 mod admin;
 mod cli;
 mod connection;
+mod dilate;
 mod exit;
 mod prompt;
 mod session;
@@ -53,5 +54,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::List => admin::list(global.json),
         Command::Cancel { id } => admin::cancel(id),
         Command::Shutdown => admin::shutdown(),
+        Command::Dilate { command } => dilate::run(&global, command),
     }
 }

@@ -190,6 +190,9 @@ struct Subchannel {
     pending: Vec<u8>,
     /// The client half-closed; close our half once `pending` is written.
     eof: bool,
+    /// Closed both ways before a client connected: the socket stays until one connects and
+    /// reads the backlog, then ends.
+    closed: bool,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -389,8 +392,14 @@ impl DilationHost {
                 }
             }
             DilationEvent::SubchannelClosed { scid } => {
-                if let Some(sub) = self.subchannels.remove(&scid) {
-                    drop_subchannel(sub, &self.to_clients);
+                match self.subchannels.get_mut(&scid) {
+                    Some(sub) if sub.to_client.is_none() => sub.closed = true,
+                    Some(_) => {
+                        if let Some(sub) = self.subchannels.remove(&scid) {
+                            drop_subchannel(sub, &self.to_clients);
+                        }
+                    }
+                    None => {}
                 }
                 self.emit(EventKind::SubchannelClosed { subchannel: scid });
             }
@@ -476,6 +485,7 @@ impl DilationHost {
                 backlog: Vec::new(),
                 pending: Vec::new(),
                 eof: false,
+                closed: false,
                 tasks: vec![task],
             },
         );
@@ -809,6 +819,12 @@ impl Handler<Io> for DilationHost {
                 }
                 sub.to_client = Some(tx);
                 sub.tasks.extend(tasks);
+                if sub.closed {
+                    // The writer sends the backlog, then EOF.
+                    if let Some(sub) = self.subchannels.remove(&scid) {
+                        drop_subchannel(sub, &self.to_clients);
+                    }
+                }
             }
             Io::ClientData { scid, data } => {
                 let Some(sub) = self.subchannels.get_mut(&scid) else {
