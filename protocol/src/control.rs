@@ -579,6 +579,48 @@ mod tests {
         assert_eq!((id, err.code), (Some(2), ErrorCode::BadRequest));
     }
 
+    /// The Dilation ops, responses and events: exact JSON shapes, both ways.
+    #[test]
+    fn dilation_shapes() {
+        let lines = [
+            r#"{"id":1,"op":"dilate"}"#,
+            r#"{"id":2,"op":"dilate","code":"4-a-b","relay_url":"ws://x/v1","transit_helper":"tcp:h:1","no_listen":true}"#,
+            r#"{"id":3,"op":"dilate","code_length":3}"#,
+            r#"{"id":4,"op":"listen","wormhole":2,"subprotocol":"chat"}"#,
+            r#"{"id":5,"op":"open-subchannel","wormhole":2,"subprotocol":"chat"}"#,
+            r#"{"id":6,"op":"close","wormhole":2}"#,
+        ];
+        for line in lines {
+            let request = parse_request(line).expect(line);
+            assert_eq!(serde_json::to_string(&request).expect("serialises"), line);
+        }
+        let (id, err) = parse_request(r#"{"id":7,"op":"listen","wormhole":2}"#)
+            .expect_err("needs a subprotocol");
+        assert_eq!((id, err.code), (Some(7), ErrorCode::BadRequest));
+
+        let lines = [
+            r#"{"id":5,"ok":{"subchannel":3,"socket":"/run/user/1/wormhole/dilation-2-3-ab.sock"}}"#,
+            r#"{"wormhole":2,"event":"dilated"}"#,
+            r#"{"wormhole":2,"event":"disconnected"}"#,
+            r#"{"wormhole":2,"event":"reconnected"}"#,
+            r#"{"wormhole":2,"event":"subchannel-opened","subchannel":4,"subprotocol":"chat","socket":"/s"}"#,
+            r#"{"wormhole":2,"event":"subchannel-closed","subchannel":4}"#,
+        ];
+        for line in lines {
+            let parsed: DaemonLine = serde_json::from_str(line).expect(line);
+            assert_eq!(serde_json::to_string(&parsed).expect("serialises"), line);
+        }
+        let parsed: DaemonLine =
+            serde_json::from_str(r#"{"id":5,"ok":{"subchannel":3,"socket":"/s"}}"#).expect("ok");
+        assert!(matches!(
+            parsed,
+            DaemonLine::Response(Response {
+                outcome: Outcome::Ok(ResponseBody::Subchannel { subchannel: 3, .. }),
+                ..
+            })
+        ));
+    }
+
     #[test]
     fn unknown_op_and_malformed_requests() {
         let request = parse_request(r#"{"id":7,"op":"frobnicate","x":1}"#).expect("parses");
