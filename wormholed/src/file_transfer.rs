@@ -6,7 +6,10 @@
 //! unpacking all run on plain threads, which report back with [`DataNews`] through a
 //! `Recipient`, so a large transfer never delays the mailbox or control actors. Each direction
 //! uses two threads joined by a bounded channel (file IO and SHA-256 on one, Transit records on
-//! the other), so memory stays flat at a few records and both cores work.
+//! the other), so memory stays flat at a few records and both cores work. Record buffers cycle
+//! between the two threads through a return channel instead of being allocated (and zeroed) per
+//! record: the sender reads the file straight into a frame with room for the record header and
+//! seals it in place; the receiver decrypts in the buffer the ciphertext was read into.
 //!
 //! Receiving is careful: data goes to a temporary file in the target folder (a directory's zip
 //! too, then it is unpacked into a temporary folder there), and is renamed to the final name only
@@ -18,7 +21,7 @@ use std::io::{self, BufReader, Read, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::sync_channel;
+use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -31,6 +34,7 @@ use wormhole_protocol::transfer::layout::{self, DirectoryCounts};
 use wormhole_protocol::transfer::{
     ack_record, DirectoryOffer, FileOffer, IncomingOffer, Offer, DIRECTORY_MODE_ZIPFILE_DEFLATED,
 };
+use wormhole_protocol::transit::record::FRAME_HEADER_LEN;
 
 use crate::transit::TransitConnection;
 
@@ -38,6 +42,13 @@ use crate::transit::TransitConnection;
 const RECORD_SIZE: usize = 256 * 1024;
 /// Records in flight between the two threads of one direction.
 const CHANNEL_DEPTH: usize = 8;
+/// Record buffers of one direction: those in the channel, plus one being filled and one being
+/// used on the other side.
+const POOL: usize = CHANNEL_DEPTH + 2;
+/// A received record with a plaintext above this (1 MiB; we send 256 KiB, the reference 16 KiB)
+/// is read into a fresh buffer once every other buffer is back, and its buffer is not kept: a
+/// peer sending 64 MiB records makes the receiver hold one or two of them, not [`POOL`].
+const LARGE_RECORD: usize = 1 << 20;
 /// At most this many progress reports a second.
 const PROGRESS_INTERVAL: Duration = Duration::from_millis(100);
 
@@ -337,7 +348,9 @@ fn send_data(
         Source::Zip { file } => file.reopen(),
     }
     .map_err(|e| DataError::io("opening the file to send", &e))?;
-    let (chunks, incoming) = sync_channel::<Vec<u8>>(CHANNEL_DEPTH);
+    // Frames: FRAME_HEADER_LEN bytes of room, then the plaintext, sealed in place.
+    let (frames, incoming) = sync_channel::<Vec<u8>>(CHANNEL_DEPTH);
+    let (recycle, returned) = sync_channel::<Vec<u8>>(POOL);
     // Reads and hashes; the network side encrypts and sends.
     let hasher = thread::Builder::new()
         .name("wormholed-read".into())
@@ -345,16 +358,22 @@ fn send_data(
             let mut file = file;
             let mut hash = Sha256::new();
             let mut left = total;
+            let mut made = 0;
             while left > 0 {
                 let want = usize::try_from(left)
                     .unwrap_or(RECORD_SIZE)
                     .min(RECORD_SIZE);
-                let mut buf = vec![0u8; want];
-                file.read_exact(&mut buf)
+                let Some(mut frame) = pooled(&returned, &mut made) else {
+                    break;
+                };
+                // Zeroes only room the buffer never had (the first use, a smaller last record).
+                frame.resize(FRAME_HEADER_LEN + want, 0);
+                let plaintext = &mut frame[FRAME_HEADER_LEN..];
+                file.read_exact(plaintext)
                     .map_err(|e| DataError::io("reading the file to send", &e))?;
-                hash.update(&buf);
+                hash.update(&*plaintext);
                 left -= want as u64;
-                if chunks.send(buf).is_err() {
+                if frames.send(frame).is_err() {
                     break;
                 }
             }
@@ -363,18 +382,21 @@ fn send_data(
         .map_err(|e| DataError::io("starting a reader thread", &e))?;
     let mut progress = Progress::new(to.clone(), total);
     let mut sent = Ok(());
-    for chunk in incoming.iter() {
+    for mut frame in incoming.iter() {
         if cancel.load(Ordering::Relaxed) {
             sent = Err(DataError::transfer("cancelled"));
             break;
         }
-        if let Err(e) = writer.send_record(&chunk) {
+        if let Err(e) = writer.send_frame(&mut frame) {
             sent = Err(DataError::io("sending over transit", &e));
             break;
         }
-        progress.add(chunk.len());
+        progress.add(frame.len() - FRAME_HEADER_LEN);
+        // Never full: at most POOL frames exist.
+        let _ = recycle.try_send(frame);
     }
     drop(incoming);
+    drop(recycle);
     let hashed = hasher
         .join()
         .map_err(|_| DataError::transfer("the reader thread panicked"))?;
@@ -390,6 +412,19 @@ fn send_data(
         )),
         Err(e) => Err(DataError::io("waiting for the receiver's confirmation", &e)),
     }
+}
+
+/// A buffer for the next record: one given back, else a new one while fewer than [`POOL`] were
+/// made, else the next one given back. `None` once the other thread has ended.
+fn pooled(returned: &Receiver<Vec<u8>>, made: &mut usize) -> Option<Vec<u8>> {
+    if let Ok(buf) = returned.try_recv() {
+        return Some(buf);
+    }
+    if *made < POOL {
+        *made += 1;
+        return Some(Vec::new());
+    }
+    returned.recv().ok()
 }
 
 /// Receives `offer`'s data over `connection` into `destination` on worker threads.
@@ -438,16 +473,21 @@ fn receive_data(
         .reopen()
         .map_err(|e| DataError::io("opening the temporary file", &e))?;
     let (chunks, incoming) = sync_channel::<Vec<u8>>(CHANNEL_DEPTH);
+    let (recycle, returned) = sync_channel::<Vec<u8>>(POOL);
     // Hashes and writes; the network side receives and decrypts.
     let disk = thread::Builder::new()
         .name("wormholed-write".into())
         .spawn(move || -> Result<[u8; 32], DataError> {
+            // Records of RECORD_SIZE and more bypass the buffer.
             let mut out = io::BufWriter::with_capacity(RECORD_SIZE, out);
             let mut hash = Sha256::new();
             for chunk in incoming.iter() {
                 hash.update(&chunk);
                 out.write_all(&chunk)
                     .map_err(|e| DataError::io("writing the received data", &e))?;
+                // Never full: at most POOL buffers are out. Given back with its length, so
+                // that the next record of the same size is read into it without zero-filling.
+                let _ = recycle.try_send(chunk);
             }
             out.flush()
                 .map_err(|e| DataError::io("writing the received data", &e))?;
@@ -457,26 +497,15 @@ fn receive_data(
     let mut progress = Progress::new(to.clone(), total);
     let mut received: u64 = 0;
     let mut net = Ok(());
+    // Buffers handed to the writer thread and not yet given back.
+    let mut out = 0usize;
     while received < total {
         if cancel.load(Ordering::Relaxed) {
             net = Err(DataError::transfer("cancelled"));
             break;
         }
-        match reader.receive_record() {
-            Ok(Some(record)) => {
-                let len = record.len() as u64;
-                if received + len > total {
-                    net = Err(DataError::transfer(
-                        "the sender sent more data than it offered",
-                    ));
-                    break;
-                }
-                received += len;
-                if chunks.send(record).is_err() {
-                    break;
-                }
-                progress.add(usize::try_from(len).unwrap_or(usize::MAX));
-            }
+        let len = match reader.next_record_len() {
+            Ok(Some(len)) => len,
             Ok(None) => {
                 net = Err(DataError::transfer(format!(
                     "Connection dropped before full file received (got {received} bytes, \
@@ -488,9 +517,34 @@ fn receive_data(
                 net = Err(DataError::io("receiving over transit", &e));
                 break;
             }
+        };
+        if received + len as u64 > total {
+            net = Err(DataError::transfer(
+                "the sender sent more data than it offered",
+            ));
+            break;
         }
+        let mut record = receive_buffer(&returned, &mut out, len);
+        match reader.receive_record_into(&mut record) {
+            Ok(true) => {}
+            Ok(false) => {
+                net = Err(DataError::transfer("the transfer stopped early"));
+                break;
+            }
+            Err(e) => {
+                net = Err(DataError::io("receiving over transit", &e));
+                break;
+            }
+        }
+        received += len as u64;
+        if chunks.send(record).is_err() {
+            break;
+        }
+        out += 1;
+        progress.add(len);
     }
     drop(chunks);
+    drop(returned);
     let written = disk
         .join()
         .map_err(|_| DataError::transfer("the writer thread panicked"))?;
@@ -517,6 +571,33 @@ fn receive_data(
     Ok(DataEvent::Received {
         path: destination.path.clone(),
     })
+}
+
+/// A buffer for a received record of `len` plaintext bytes (see [`LARGE_RECORD`]): a large
+/// record waits until every buffer is back, so that at most one large buffer exists.
+fn receive_buffer(returned: &Receiver<Vec<u8>>, out: &mut usize, len: usize) -> Vec<u8> {
+    let keep = |buf: Vec<u8>| (buf.capacity() <= LARGE_RECORD + FRAME_HEADER_LEN).then_some(buf);
+    if len > LARGE_RECORD {
+        while *out > 0 && returned.recv().is_ok() {
+            *out -= 1;
+        }
+        return Vec::new();
+    }
+    if let Ok(buf) = returned.try_recv() {
+        *out -= 1;
+        return keep(buf).unwrap_or_default();
+    }
+    if *out < POOL - 1 {
+        return Vec::new();
+    }
+    match returned.recv() {
+        Ok(buf) => {
+            *out -= 1;
+            keep(buf).unwrap_or_default()
+        }
+        // The writer thread has ended; sending to it fails next.
+        Err(_) => Vec::new(),
+    }
 }
 
 /// Renames the complete temporary file to its final name.

@@ -29,6 +29,10 @@ pub const RECORD_OVERHEAD: usize = NONCE_LEN + TAG_LEN;
 pub const MAX_RECORD_LEN: usize = 64 << 20;
 /// Largest plaintext of one record.
 pub const MAX_PLAINTEXT_LEN: usize = MAX_RECORD_LEN - RECORD_OVERHEAD;
+/// Bytes in front of a record's ciphertext on the wire: length prefix, nonce and tag. A host
+/// that reads its plaintext at this offset of a buffer seals the record there, in place
+/// ([`RecordSealer::seal_frame`]).
+pub const FRAME_HEADER_LEN: usize = LENGTH_LEN + RECORD_OVERHEAD;
 
 /// Why a record was refused. Every one ends the connection.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -112,26 +116,49 @@ impl RecordSealer {
 
     /// Appends the wire form of one record (`len ‖ nonce ‖ tag ‖ ct`) to `out`.
     pub fn seal_into(&mut self, plaintext: &[u8], out: &mut Vec<u8>) -> Result<(), RecordError> {
-        let len = plaintext.len() + RECORD_OVERHEAD;
         if plaintext.len() > MAX_PLAINTEXT_LEN {
+            return Err(RecordError::TooLarge {
+                len: plaintext.len() + RECORD_OVERHEAD,
+            });
+        }
+        let start = out.len();
+        out.reserve(FRAME_HEADER_LEN + plaintext.len());
+        out.extend_from_slice(&[0; FRAME_HEADER_LEN]);
+        out.extend_from_slice(plaintext);
+        let sealed = self.seal_frame(&mut out[start..]);
+        if sealed.is_err() {
+            out.truncate(start);
+        }
+        sealed
+    }
+
+    /// Seals one record in place. `frame` is [`FRAME_HEADER_LEN`] bytes of room (any content)
+    /// followed by the plaintext; on success it is the record's wire form (`len ‖ nonce ‖ tag ‖
+    /// ct`), to be written out whole. A frame shorter than the header is refused as
+    /// [`RecordError::TooShort`] and left untouched, as is an oversized one.
+    pub fn seal_frame(&mut self, frame: &mut [u8]) -> Result<(), RecordError> {
+        let Some(len) = frame.len().checked_sub(LENGTH_LEN) else {
+            return Err(RecordError::TooShort { len: 0 });
+        };
+        if len < RECORD_OVERHEAD {
+            return Err(RecordError::TooShort { len });
+        }
+        if len > MAX_RECORD_LEN {
             return Err(RecordError::TooLarge { len });
         }
-        let nonce = counter_nonce(self.next_nonce);
-        self.next_nonce = self
+        // `len` ≤ 64 MiB fits in u32.
+        let prefix = u32::try_from(len).map_err(|_| RecordError::TooLarge { len })?;
+        let next = self
             .next_nonce
             .checked_add(1)
             .ok_or(RecordError::CounterExhausted)?;
-        // `len` ≤ 64 MiB fits in u32.
-        let prefix = u32::try_from(len).map_err(|_| RecordError::TooLarge { len })?;
-        out.reserve(LENGTH_LEN + len);
-        out.extend_from_slice(&prefix.to_be_bytes());
-        out.extend_from_slice(&nonce);
-        let tag_at = out.len();
-        out.extend_from_slice(&[0; TAG_LEN]);
-        let ct_at = out.len();
-        out.extend_from_slice(plaintext);
-        let tag = self.cipher.seal_in_place(&nonce, &mut out[ct_at..]);
-        out[tag_at..ct_at].copy_from_slice(&tag);
+        let nonce = counter_nonce(self.next_nonce);
+        self.next_nonce = next;
+        let (header, body) = frame.split_at_mut(FRAME_HEADER_LEN);
+        let tag = self.cipher.seal_in_place(&nonce, body);
+        header[..LENGTH_LEN].copy_from_slice(&prefix.to_be_bytes());
+        header[LENGTH_LEN..LENGTH_LEN + NONCE_LEN].copy_from_slice(&nonce);
+        header[LENGTH_LEN + NONCE_LEN..].copy_from_slice(&tag);
         Ok(())
     }
 
@@ -533,6 +560,29 @@ mod tests {
                 assert!(failed || records.len() < 5, "round {round}");
             }
         }
+    }
+
+    #[test]
+    fn frames_sealed_in_place_match_seal() {
+        let (mut a, _) = pair();
+        let (mut b, mut decoder) = pair();
+        for len in [0usize, 1, 100, 300_000] {
+            let plain: Vec<u8> = (0..len).map(|i| (i % 253) as u8).collect();
+            let mut frame = vec![0xee; FRAME_HEADER_LEN];
+            frame.extend_from_slice(&plain);
+            b.seal_frame(&mut frame).expect("seal in place");
+            assert_eq!(frame, a.seal(&plain).expect("seal"), "len {len}");
+            assert_eq!(decoder.push_all(&frame), Ok(vec![plain]));
+        }
+        for short in 0..FRAME_HEADER_LEN {
+            let mut frame = vec![1; short];
+            assert!(matches!(
+                b.seal_frame(&mut frame),
+                Err(RecordError::TooShort { .. })
+            ));
+            assert_eq!(frame, vec![1; short], "untouched");
+        }
+        assert_eq!(b.count(), 4);
     }
 
     #[test]
