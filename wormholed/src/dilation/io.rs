@@ -29,6 +29,9 @@ const CLIENT_READ: usize = 16 << 10;
 /// How long one dial may take.
 const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How many times a relay is dialled within one generation.
+const RELAY_ATTEMPTS: u32 = 6;
+
 /// Bytes waiting to be written to subchannel clients, with a gate that is shut above the high
 /// water mark and opened again below the low one (the TCP readers wait on it).
 pub(super) struct Gauge {
@@ -119,7 +122,9 @@ pub(super) async fn listen(generation: Generation, addresses: Vec<IpAddr>, me: R
     }
 }
 
-/// Dials one hint after `delay`.
+/// Dials one hint after `delay`. A relay that refuses (e.g. restarting) is dialled again, up to
+/// [`RELAY_ATTEMPTS`] times with a growing pause, until the generation stops (the task is
+/// aborted on `StopConnecting`).
 pub(super) async fn dial(
     generation: Generation,
     delay: Duration,
@@ -128,20 +133,29 @@ pub(super) async fn dial(
     me: Recipient<Io>,
 ) {
     tokio::time::sleep(delay).await;
-    let connect = TcpStream::connect((hint.hostname.as_str(), hint.port));
-    match tokio::time::timeout(DIAL_TIMEOUT, connect).await {
-        Ok(Ok(stream)) => {
-            tracing::debug!(%hint, relay, generation, "dilation: dialled");
-            let _ = me
-                .send(Io::Connected {
-                    generation,
-                    relay,
-                    stream,
-                })
-                .await;
+    let attempts = if relay { RELAY_ATTEMPTS } else { 1 };
+    let mut pause = Duration::from_millis(500);
+    for attempt in 1..=attempts {
+        let connect = TcpStream::connect((hint.hostname.as_str(), hint.port));
+        match tokio::time::timeout(DIAL_TIMEOUT, connect).await {
+            Ok(Ok(stream)) => {
+                tracing::debug!(%hint, relay, generation, "dilation: dialled");
+                let _ = me
+                    .send(Io::Connected {
+                        generation,
+                        relay,
+                        stream,
+                    })
+                    .await;
+                return;
+            }
+            Ok(Err(e)) => tracing::debug!(%hint, attempt, error = %e, "dilation: dial failed"),
+            Err(_) => tracing::debug!(%hint, attempt, "dilation: dial timed out"),
         }
-        Ok(Err(e)) => tracing::debug!(%hint, error = %e, "dilation: dial failed"),
-        Err(_) => tracing::debug!(%hint, "dilation: dial timed out"),
+        if attempt < attempts {
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_secs(8));
+        }
     }
 }
 
