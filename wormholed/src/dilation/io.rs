@@ -273,3 +273,26 @@ pub(super) fn run_client(
     });
     (tx, vec![reader])
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The TCP read gate shuts above the high water mark and opens again only at the low one.
+    #[test]
+    fn gauge_has_hysteresis() {
+        let gauge = Gauge::new(100, 40);
+        let gate = gauge.open();
+        gauge.add(100);
+        assert!(*gate.borrow(), "at the mark, still open");
+        gauge.add(1);
+        assert!(!*gate.borrow(), "above it, shut");
+        gauge.sub(50);
+        assert!(!*gate.borrow(), "51 waiting: still shut");
+        gauge.sub(11);
+        assert!(*gate.borrow(), "40 waiting: open");
+        gauge.sub(1000);
+        assert_eq!(gauge.queued.get(), 0, "never below zero");
+        assert!(*gate.borrow());
+    }
+}
