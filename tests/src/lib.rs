@@ -17,6 +17,8 @@
 //!   127.0.0.1), and [`python_wormhole`] (the reference CLI, with loopback-only hints).
 //! - [`daemon`]: [`Daemon`], a `wormholed` on a temporary socket, and [`Daemon::ctl`] for the
 //!   `wormholectl` commands that talk to it.
+//! - [`control`]: [`Control`], a client of the daemon's control socket (ops, events).
+//! - [`proxy`]: [`TcpProxy`], a loopback TCP proxy a test can cut every connection of.
 //! - [`tls`]: [`SelfSignedCert`] (made by the `openssl` command line) and
 //!   [`MailboxServer::start_tls`], the reference mailbox server on `wss://`.
 //!
@@ -47,15 +49,19 @@
 use std::time::Duration;
 
 pub mod check;
+pub mod control;
 pub mod daemon;
 pub mod paths;
 pub mod process;
+pub mod proxy;
 pub mod python;
 pub mod tls;
 
+pub use control::Control;
 pub use daemon::Daemon;
 pub use paths::{bin_path, python_script, venv_dir, venv_python, workspace_dir};
 pub use process::{assert_success, run, Process};
+pub use proxy::TcpProxy;
 pub use python::{python_wormhole, MailboxServer, TransitRelay};
 pub use tls::SelfSignedCert;
 

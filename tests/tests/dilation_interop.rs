@@ -5,99 +5,16 @@
 //! `sha256sum`), over direct TCP and relay-only; a peer that cannot dilate fails clearly; and
 //! `wormholectl dilate open/pipe/list/close` drive the same from the command line.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use serde_json::{json, Value};
+use serde_json::json;
 use wormhole_tests::{
-    assert_success, python_script, run, venv_python, Daemon, MailboxServer, Process, TransitRelay,
-    TIMEOUT,
+    assert_success, python_script, run, venv_python, Control, Daemon, MailboxServer, Process,
+    TcpProxy, TransitRelay, TIMEOUT,
 };
-
-/// A control-socket client that speaks newline-delimited JSON.
-struct Control {
-    reader: BufReader<UnixStream>,
-    writer: UnixStream,
-    next_id: u64,
-    /// Events read while waiting for a response.
-    events: Vec<Value>,
-}
-
-impl Control {
-    fn connect(daemon: &Daemon) -> Self {
-        let stream = UnixStream::connect(daemon.socket()).expect("connect to the control socket");
-        stream
-            .set_read_timeout(Some(TIMEOUT))
-            .expect("set a read timeout");
-        let writer = stream.try_clone().expect("clone the control socket");
-        let mut control = Self {
-            reader: BufReader::new(stream),
-            writer,
-            next_id: 1,
-            events: Vec::new(),
-        };
-        let welcome = control.request(json!({"op": "hello", "protocol": 1}));
-        assert!(welcome.get("ok").is_some(), "hello: {welcome}");
-        control
-    }
-
-    fn line(&mut self) -> Value {
-        let mut line = String::new();
-        let n = self
-            .reader
-            .read_line(&mut line)
-            .expect("a line from the daemon in time");
-        assert!(n > 0, "the daemon closed the control connection");
-        serde_json::from_str(&line).expect("a JSON line")
-    }
-
-    /// Sends a request and returns its response (`{"id", "ok"|"error"}`).
-    fn request(&mut self, mut body: Value) -> Value {
-        let id = self.next_id;
-        self.next_id += 1;
-        body["id"] = json!(id);
-        writeln!(self.writer, "{body}").expect("write a request");
-        loop {
-            let line = self.line();
-            if line.get("id") == Some(&json!(id)) {
-                return line;
-            }
-            self.events.push(line);
-        }
-    }
-
-    /// The `ok` body of a request that must succeed.
-    fn ok(&mut self, body: Value) -> Value {
-        let response = self.request(body.clone());
-        response
-            .get("ok")
-            .cloned()
-            .unwrap_or_else(|| panic!("{body} failed: {response}"))
-    }
-
-    /// Waits for the next event of kind `kind`, failing on `error` or `closed` first.
-    fn event(&mut self, kind: &str) -> Value {
-        let deadline = Instant::now() + TIMEOUT;
-        loop {
-            assert!(Instant::now() < deadline, "no `{kind}` event in time");
-            let event = if self.events.is_empty() {
-                self.line()
-            } else {
-                self.events.remove(0)
-            };
-            if event.get("event") == Some(&json!(kind)) {
-                return event;
-            }
-            let other = event.get("event").and_then(Value::as_str).unwrap_or("");
-            assert!(
-                !matches!(other, "error" | "closed"),
-                "waiting for `{kind}`, got {event}"
-            );
-        }
-    }
-}
 
 /// `sha256sum` of `data`, as lowercase hex.
 fn sha256(data: &[u8]) -> String {
@@ -333,5 +250,74 @@ fn wormholectl_dilate_open_pipe_list_close() {
         setup.daemon.ctl().args(["dilate", "close", &id]),
         TIMEOUT,
     ));
+    peer.wait_with_timeout(TIMEOUT);
+}
+
+/// Relay-only Dilation through a TCP proxy in front of the transit relay: while Python streams
+/// bytes to us, every L2 connection is cut (the proxy keeps accepting). We report
+/// `disconnected`, then `reconnected` once both sides have redialled through the proxy and the
+/// new L2 connection is up, and the subchannel delivers every byte once and in order (the
+/// unacknowledged records are replayed on the new connection).
+#[test]
+fn a_cut_connection_reconnects_and_the_stream_arrives_exactly() {
+    const SIZE: usize = 8 << 20;
+    const BEFORE_CUT: usize = 1 << 20;
+    let server = MailboxServer::start();
+    let relay = TransitRelay::start();
+    let proxy = TcpProxy::start(([127, 0, 0, 1], relay.port()).into());
+    let daemon = Daemon::start_with_env(
+        &server.url(),
+        &[
+            ("WORMHOLE_TRANSIT_HELPER", &proxy.hint()),
+            ("WORMHOLED_LOG", "debug"),
+        ],
+    );
+    let mut control = Control::connect(&daemon);
+    let wormhole = control.ok(json!({"op": "dilate", "no_listen": true}))["wormhole"].clone();
+    let code = control.event("code")["code"]
+        .as_str()
+        .expect("a code")
+        .to_owned();
+    control.ok(json!({"op": "listen", "wormhole": wormhole, "subprotocol": "test"}));
+
+    let size = SIZE.to_string();
+    let mut peer = Process::spawn(
+        Command::new(venv_python())
+            .arg(python_script("dilation_peer.py"))
+            .args(["--relay-url", &server.url(), "--transit-helper"])
+            .arg(proxy.hint())
+            .args(["--no-listen", "--code", &code, "--send", &size])
+            .stdin(Stdio::piped()),
+    );
+    control.event("dilated");
+    let opened = control.event("subchannel-opened");
+    let socket = opened["socket"].as_str().expect("a socket path");
+    let mut stream = UnixStream::connect(socket).expect("connect to the subchannel socket");
+    stream.set_read_timeout(Some(TIMEOUT)).expect("a timeout");
+    // We stop reading here, so the rest of the stream is held back (in Python's L4 queue and
+    // the buffers on the way) when the connection is cut.
+    let mut received = vec![0; BEFORE_CUT];
+    stream
+        .read_exact(&mut received)
+        .expect("read the first MiB");
+    let cut = proxy.cut();
+    assert!(cut >= 1, "no connection went through the proxy");
+    let accepted = proxy.accepted();
+    control.event("disconnected");
+    control.event("reconnected");
+    assert!(
+        proxy.accepted() > accepted,
+        "reconnected without a new connection through the proxy"
+    );
+    stream
+        .read_to_end(&mut received)
+        .expect("read the rest of the subchannel");
+    let (sent, hash) =
+        peer.wait_for_stdout("`sent N HASH`", TIMEOUT, |l| count_and_hash(l, "sent "));
+    assert_eq!(received.len(), sent);
+    assert_eq!(sha256(&received), hash);
+
+    control.ok(json!({"op": "close", "wormhole": wormhole}));
+    control.event("closed");
     peer.wait_with_timeout(TIMEOUT);
 }
