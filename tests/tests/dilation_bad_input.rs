@@ -1,0 +1,319 @@
+//! Bad input to a dilated wormhole of our daemon, each followed by proof that the daemon keeps
+//! serving (`wormholectl dilate list` and `list` still answer, the wormhole is still there).
+//!
+//! L2 attacks come from a test-side "relay": the daemon's transit helper is a TCP listener of
+//! the test, which answers the daemon's `please relay` line with `ok\n`, reads its preamble,
+//! answers with the other role's preamble (so the daemon is past the preamble) and then sends
+//! the bad bytes: junk that is no Noise handshake message, a handshake message made with
+//! another key (a wrong PSK: 48 bytes whose tag does not verify, which is what a peer with
+//! another dilation key sends), or a length prefix larger than any frame. The daemon must drop
+//! that connection. The peer is the Python reference (relay-only, no relay of its own), so no
+//! real L2 connection competes; it also dials our relay hint, and its connection is told apart
+//! by the side in the `please relay` line (ours comes from the daemon's debug log).
+//!
+//! An OPEN for a subprotocol nobody listens for is held (docs/control-protocol.md, `listen`):
+//! no `subchannel-opened` until a `listen`, then its bytes arrive exactly.
+
+use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+
+use serde_json::{json, Value};
+use wormhole_tests::{
+    assert_success, python_script, run, venv_python, Control, Daemon, MailboxServer, Process,
+    TIMEOUT,
+};
+
+const LEADER: &[u8] = b"Magic-Wormhole Dilation Handshake v1 Leader\n\n";
+const FOLLOWER: &[u8] = b"Magic-Wormhole Dilation Handshake v1 Follower\n\n";
+
+/// A dilated wormhole of our daemon whose transit helper is the test's listener, and a Python
+/// peer that dilates relay-only with no relay.
+struct Hostile {
+    _server: MailboxServer,
+    listener: TcpListener,
+    daemon: Daemon,
+    control: Control,
+    wormhole: Value,
+    peer: Process,
+}
+
+impl Hostile {
+    fn start() -> Self {
+        let server = MailboxServer::start();
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the test's relay");
+        let port = listener.local_addr().expect("its address").port();
+        let helper = format!("tcp:127.0.0.1:{port}");
+        let daemon = Daemon::start_with_env(
+            &server.url(),
+            &[
+                ("WORMHOLE_TRANSIT_HELPER", &helper),
+                ("WORMHOLED_LOG", "info,wormholed=debug"),
+            ],
+        );
+        let mut control = Control::connect(&daemon);
+        let wormhole = control.ok(json!({"op": "dilate", "no_listen": true}))["wormhole"].clone();
+        let code = control.event("code")["code"]
+            .as_str()
+            .expect("a code")
+            .to_owned();
+        let peer = Process::spawn(
+            Command::new(venv_python())
+                .arg(python_script("dilation_peer.py"))
+                .args(["--relay-url", &server.url(), "--no-listen", "--code", &code])
+                .arg("--receive")
+                .stdin(Stdio::piped()),
+        );
+        Self {
+            _server: server,
+            listener,
+            daemon,
+            control,
+            wormhole,
+            peer,
+        }
+    }
+
+    /// Our dilation side, from the daemon's `dilation: connecting` debug line.
+    fn our_side(&mut self) -> String {
+        self.daemon
+            .process()
+            .wait_for_stderr("`dilation: connecting ... side=`", TIMEOUT, |line| {
+                let line = strip_ansi(line);
+                if !line.contains("dilation: connecting") {
+                    return None;
+                }
+                line.split_whitespace()
+                    .find_map(|w| w.strip_prefix("side="))
+                    .map(str::to_owned)
+            })
+    }
+
+    /// The daemon's connection to our "relay", past `ok\n` and both preambles.
+    fn daemon_connection(&mut self) -> (TcpStream, BufReader<TcpStream>) {
+        let side = self.our_side();
+        // Python dials our relay hint too: at most one connection of its own comes first.
+        for _ in 0..3 {
+            let stream = accept(&self.listener);
+            stream.set_read_timeout(Some(TIMEOUT)).expect("a timeout");
+            let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+            let mut line = Vec::new();
+            let _ = (&mut reader).take(200).read_until(b'\n', &mut line);
+            let line = String::from_utf8_lossy(&line).into_owned();
+            assert!(line.starts_with("please relay "), "{line:?}");
+            if line.trim_end().ends_with(&format!(" for side {side}")) {
+                let mut writer = stream;
+                writer.write_all(b"ok\n").expect("write ok");
+                let mut preamble = Vec::new();
+                for _ in 0..2 {
+                    (&mut reader)
+                        .take(100)
+                        .read_until(b'\n', &mut preamble)
+                        .expect("the daemon's preamble");
+                }
+                let other = match preamble.as_slice() {
+                    LEADER => FOLLOWER,
+                    FOLLOWER => LEADER,
+                    _ => panic!("not a preamble: {:?}", String::from_utf8_lossy(&preamble)),
+                };
+                writer.write_all(other).expect("write the other preamble");
+                return (writer, reader);
+            }
+        }
+        panic!("no connection from our daemon (side {side})");
+    }
+
+    /// Sends `bad` after the preambles; the daemon must close the connection, and keep serving.
+    fn attack(mut self, bad: &[u8]) {
+        let (mut writer, mut reader) = self.daemon_connection();
+        // The daemon may have closed already (and reset): a failed write is fine here.
+        let _ = writer.write_all(bad);
+        assert_dropped(&mut reader);
+        self.still_serving();
+    }
+
+    /// `dilate list` shows the wormhole, `list` answers, and the control connection got no
+    /// `error` or `closed` for it.
+    fn still_serving(mut self) {
+        let id = self.wormhole.to_string();
+        let listed = assert_success(&run(self.daemon.ctl().args(["dilate", "list"]), TIMEOUT));
+        assert!(listed.starts_with(&format!("{id} ")), "{listed}");
+        self.control.ok(json!({"op": "list"}));
+        for event in &self.control.events {
+            assert!(
+                !matches!(event["event"].as_str(), Some("error" | "closed")),
+                "{event}"
+            );
+        }
+        self.control
+            .ok(json!({"op": "close", "wormhole": self.wormhole}));
+        self.control.event("closed");
+        // The peer never dilates (its only way is through us), so it would wait forever.
+        self.peer.kill();
+    }
+}
+
+/// Accepts one connection within [`TIMEOUT`].
+fn accept(listener: &TcpListener) -> TcpStream {
+    let listener = listener.try_clone().expect("clone the listener");
+    let (sender, accepted) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = sender.send(listener.accept());
+    });
+    accepted
+        .recv_timeout(TIMEOUT)
+        .expect("a connection in time")
+        .expect("accept")
+        .0
+}
+
+/// Reads (and drops) what the daemon sends until it closes the connection; fails if it has
+/// not within [`TIMEOUT`] or sends more than 1 MiB.
+fn assert_dropped(reader: &mut impl Read) {
+    let mut buf = [0; 4096];
+    let mut total = 0;
+    loop {
+        match reader.read(&mut buf) {
+            Ok(0) => return,
+            Ok(n) => {
+                total += n;
+                assert!(total < 1 << 20, "the daemon keeps sending");
+            }
+            Err(e) if matches!(e.kind(), ErrorKind::ConnectionReset | ErrorKind::BrokenPipe) => {
+                return
+            }
+            Err(e) => panic!("the daemon did not drop the connection: {e}"),
+        }
+    }
+}
+
+/// `line` without ANSI colour sequences (`ESC [ ... m`).
+fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c == 'm' {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// One frame (BE32 length, bytes).
+fn frame(body: &[u8]) -> Vec<u8> {
+    let mut out = u32::try_from(body.len())
+        .expect("a small frame")
+        .to_be_bytes()
+        .to_vec();
+    out.extend_from_slice(body);
+    out
+}
+
+#[test]
+fn junk_after_the_preamble_drops_the_connection() {
+    let mut junk = frame(b"GET / HTTP/1.1");
+    junk.extend_from_slice(&frame(b"no noise here"));
+    Hostile::start().attack(&junk);
+}
+
+#[test]
+fn a_handshake_with_a_wrong_psk_drops_the_connection() {
+    // Message 1 or 2 of Noise NNpsk0 is e (32 bytes) and the tag of an empty payload (16):
+    // under another PSK, the tag is as good as these bytes.
+    let message: Vec<u8> = (0..48u8).map(|i| i.wrapping_mul(37) ^ 0x5a).collect();
+    Hostile::start().attack(&frame(&message));
+}
+
+#[test]
+fn a_length_prefix_beyond_any_frame_drops_the_connection() {
+    let mut bad = u32::MAX.to_be_bytes().to_vec();
+    bad.extend_from_slice(&[0; 64]);
+    Hostile::start().attack(&bad);
+}
+
+/// Python opens a subchannel of a subprotocol nobody listens for and writes into it: the
+/// daemon holds it (no `subchannel-opened`) and keeps serving; a later `listen` takes it, and
+/// its bytes arrive exactly.
+#[test]
+fn an_open_for_a_subprotocol_nobody_listens_for_is_held_until_listen() {
+    const SIZE: usize = 256 << 10;
+    let server = MailboxServer::start();
+    let daemon = Daemon::start(&server);
+    let mut control = Control::connect(&daemon);
+    let wormhole = control.ok(json!({"op": "dilate"}))["wormhole"].clone();
+    let code = control.event("code")["code"]
+        .as_str()
+        .expect("a code")
+        .to_owned();
+    let size = SIZE.to_string();
+    let mut peer = Process::spawn(
+        Command::new(venv_python())
+            .arg(python_script("dilation_peer.py"))
+            .args(["--relay-url", &server.url(), "--code", &code])
+            .args(["--subprotocol", "nobody-listens", "--send", &size])
+            .stdin(Stdio::piped()),
+    );
+    control.event("dilated");
+    let (sent, hash) = peer.wait_for_stdout("`sent N HASH`", TIMEOUT, |l| {
+        let mut parts = l.strip_prefix("sent ")?.split_whitespace();
+        Some((
+            parts.next()?.parse::<usize>().ok()?,
+            parts.next()?.to_owned(),
+        ))
+    });
+    control.ok(json!({"op": "list"}));
+    assert_success(&run(daemon.ctl().args(["list"]), TIMEOUT));
+    assert!(
+        control
+            .events
+            .iter()
+            .all(|e| e["event"] != "subchannel-opened"),
+        "opened before `listen`: {:?}",
+        control.events
+    );
+    control.ok(json!({"op": "listen", "wormhole": wormhole, "subprotocol": "nobody-listens"}));
+    let opened = control.event("subchannel-opened");
+    assert_eq!(opened["subprotocol"], "nobody-listens", "{opened}");
+    let socket = opened["socket"].as_str().expect("a socket path");
+    let mut stream =
+        std::os::unix::net::UnixStream::connect(socket).expect("connect to the subchannel");
+    stream.set_read_timeout(Some(TIMEOUT)).expect("a timeout");
+    let mut received = Vec::new();
+    stream
+        .read_to_end(&mut received)
+        .expect("read the subchannel");
+    assert_eq!(received.len(), sent);
+    assert_eq!(sha256(&received), hash);
+    control.ok(json!({"op": "close", "wormhole": wormhole}));
+    control.event("closed");
+    peer.wait_with_timeout(TIMEOUT);
+}
+
+/// `sha256sum` of `data`, as lowercase hex.
+fn sha256(data: &[u8]) -> String {
+    let mut child = Command::new("sha256sum")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("run sha256sum");
+    let mut stdin = child.stdin.take().expect("a stdin pipe");
+    let owned = data.to_vec();
+    let feeder = std::thread::spawn(move || stdin.write_all(&owned));
+    let output = child.wait_with_output().expect("sha256sum output");
+    feeder
+        .join()
+        .expect("the feeder thread")
+        .expect("feed sha256sum");
+    String::from_utf8_lossy(&output.stdout)
+        .split_whitespace()
+        .next()
+        .expect("a hash")
+        .to_owned()
+}
