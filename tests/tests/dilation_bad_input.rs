@@ -7,7 +7,7 @@
 //! the bad bytes: junk that is no Noise handshake message, a handshake message made with
 //! another key (a wrong PSK: 48 bytes whose tag does not verify, which is what a peer with
 //! another dilation key sends), or a length prefix larger than any frame. The daemon must drop
-//! that connection. The peer is the Python reference (relay-only, no relay of its own), so no
+//! that connection and log why (`dilation: connection failed`, debug). The peer is the Python reference (relay-only, no relay of its own), so no
 //! real L2 connection competes; it also dials our relay hint, and its connection is told apart
 //! by the side in the `please relay` line (ours comes from the daemon's debug log).
 //!
@@ -124,12 +124,22 @@ impl Hostile {
         panic!("no connection from our daemon (side {side})");
     }
 
-    /// Sends `bad` after the preambles; the daemon must close the connection, and keep serving.
-    fn attack(mut self, bad: &[u8]) {
+    /// Sends `bad` after the preambles; the daemon must close the connection, log why (a
+    /// `dilation: connection failed` debug line whose error contains `why`), and keep serving.
+    fn attack(mut self, bad: &[u8], why: &str) {
         let (mut writer, mut reader) = self.daemon_connection();
         // The daemon may have closed already (and reset): a failed write is fine here.
         let _ = writer.write_all(bad);
         assert_dropped(&mut reader);
+        let logged = self.daemon.process().wait_for_stderr(
+            "`dilation: connection failed`",
+            TIMEOUT,
+            |line| {
+                let line = strip_ansi(line);
+                line.contains("dilation: connection failed").then_some(line)
+            },
+        );
+        assert!(logged.contains(why), "{logged}");
         self.still_serving();
     }
 
@@ -220,7 +230,7 @@ fn frame(body: &[u8]) -> Vec<u8> {
 fn junk_after_the_preamble_drops_the_connection() {
     let mut junk = frame(b"GET / HTTP/1.1");
     junk.extend_from_slice(&frame(b"no noise here"));
-    Hostile::start().attack(&junk);
+    Hostile::start().attack(&junk, "handshake failed");
 }
 
 #[test]
@@ -228,14 +238,14 @@ fn a_handshake_with_a_wrong_psk_drops_the_connection() {
     // Message 1 or 2 of Noise NNpsk0 is e (32 bytes) and the tag of an empty payload (16):
     // under another PSK, the tag is as good as these bytes.
     let message: Vec<u8> = (0..48u8).map(|i| i.wrapping_mul(37) ^ 0x5a).collect();
-    Hostile::start().attack(&frame(&message));
+    Hostile::start().attack(&frame(&message), "handshake failed");
 }
 
 #[test]
 fn a_length_prefix_beyond_any_frame_drops_the_connection() {
     let mut bad = u32::MAX.to_be_bytes().to_vec();
     bad.extend_from_slice(&[0; 64]);
-    Hostile::start().attack(&bad);
+    Hostile::start().attack(&bad, "dilation frame of 4294967295 bytes exceeds the limit");
 }
 
 /// Python opens a subchannel of a subprotocol nobody listens for and writes into it: the

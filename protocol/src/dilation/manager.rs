@@ -424,7 +424,11 @@ impl Dilation {
                 L2Event::Record(record) => self.got_record(now, id, record),
             }
         }
-        if result.is_err() {
+        if let Err(error) = result {
+            if self.conns.contains_key(&id) {
+                self.outputs
+                    .push_back(Output::ConnectionFailed { id, error });
+            }
             self.drop_connection(id);
             if let State::Connected(_, conn) = self.state {
                 if conn == id {

@@ -202,6 +202,14 @@ pub enum Output {
         /// The bytes.
         data: Vec<u8>,
     },
+    /// A connection failed (bad preamble, Noise handshake, frame or record): for the host's
+    /// log; a [`Output::CloseConnection`] for it follows.
+    ConnectionFailed {
+        /// Which connection.
+        id: ConnectionId,
+        /// Why.
+        error: l2::L2Error,
+    },
     /// Close a connection.
     CloseConnection {
         /// Which connection.

@@ -162,6 +162,7 @@ impl Net {
                     link.inflight[1 - i].extend(data);
                 }
             }
+            Output::ConnectionFailed { .. } => {}
             Output::CloseConnection { id } => {
                 if let Some(pos) = self.links.iter().position(|l| l.ends[i] == id) {
                     let link = self.links.remove(pos);
@@ -428,6 +429,37 @@ fn hints_only_while_connecting() {
         },
     );
     assert_eq!(d.poll_output(), Some(Output::CloseConnection { id: 9 }));
+
+    // A connection of this generation that sends a length prefix beyond any frame after the
+    // preamble fails with that reason, then is closed.
+    d.handle(
+        now,
+        Input::ConnectionMade {
+            id: 10,
+            generation: 1,
+            relay: false,
+        },
+    );
+    while let Some(output) = d.poll_output() {
+        assert!(
+            matches!(output, Output::Transmit { id: 10, .. }),
+            "{output:?}"
+        );
+    }
+    let mut bad = l2::FOLLOWER_PREAMBLE.to_vec();
+    bad.extend_from_slice(&u32::MAX.to_be_bytes());
+    d.handle(now, Input::ConnectionData { id: 10, data: bad });
+    let outputs: Vec<Output> = std::iter::from_fn(|| d.poll_output()).collect();
+    assert_eq!(
+        outputs,
+        vec![
+            Output::ConnectionFailed {
+                id: 10,
+                error: l2::L2Error::FrameTooLarge(u32::MAX)
+            },
+            Output::CloseConnection { id: 10 },
+        ]
+    );
 }
 
 /// A subchannel stream survives a connection cut mid-frame: the Leader reconnects (reconnect /

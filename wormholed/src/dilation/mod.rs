@@ -325,6 +325,9 @@ impl DilationHost {
                     let _ = connection.writer.send(data);
                 }
             }
+            DilationOutput::ConnectionFailed { id, error } => {
+                tracing::debug!(wormhole = self.id, connection = id, %error, "dilation: connection failed");
+            }
             DilationOutput::CloseConnection { id } => {
                 if let Some(connection) = self.connections.remove(&id) {
                     // Dropping the queue lets the writer finish what was transmitted, then
