@@ -321,3 +321,58 @@ fn a_cut_connection_reconnects_and_the_stream_arrives_exactly() {
     control.event("closed");
     peer.wait_with_timeout(TIMEOUT);
 }
+
+/// The other direction: we stream bytes to Python through the proxy, every L2 connection is cut
+/// after the first part was taken by the daemon, and Python reads every byte once and in
+/// order after the reconnection.
+#[test]
+fn a_cut_connection_reconnects_and_our_stream_arrives_exactly() {
+    const SIZE: usize = 6 << 20;
+    const BEFORE_CUT: usize = 2 << 20;
+    let server = MailboxServer::start();
+    let relay = TransitRelay::start();
+    let proxy = TcpProxy::start(([127, 0, 0, 1], relay.port()).into());
+    let daemon =
+        Daemon::start_with_env(&server.url(), &[("WORMHOLE_TRANSIT_HELPER", &proxy.hint())]);
+    let mut peer = Process::spawn(
+        Command::new(venv_python())
+            .arg(python_script("dilation_peer.py"))
+            .args(["--relay-url", &server.url(), "--transit-helper"])
+            .arg(proxy.hint())
+            .args(["--no-listen", "--receive"])
+            .stdin(Stdio::piped()),
+    );
+    let code = peer.wormhole_code(TIMEOUT);
+    let mut control = Control::connect(&daemon);
+    let wormhole =
+        control.ok(json!({"op": "dilate", "code": code, "no_listen": true}))["wormhole"].clone();
+    control.event("dilated");
+    let opened = control.ok(json!({
+        "op": "open-subchannel", "wormhole": wormhole, "subprotocol": "test"
+    }));
+    let socket = opened["socket"].as_str().expect("a socket path").to_owned();
+    let mut stream = UnixStream::connect(&socket).expect("connect to the subchannel socket");
+    stream.set_write_timeout(Some(TIMEOUT)).expect("a timeout");
+    let data = noise(SIZE);
+    stream
+        .write_all(&data[..BEFORE_CUT])
+        .expect("write the first part");
+    assert!(proxy.cut() >= 1, "no connection went through the proxy");
+    control.event("disconnected");
+    control.event("reconnected");
+    stream
+        .write_all(&data[BEFORE_CUT..])
+        .expect("write the rest");
+    stream
+        .shutdown(std::net::Shutdown::Write)
+        .expect("half-close");
+    let (count, hash) = peer.wait_for_stdout("`received N HASH`", TIMEOUT, |l| {
+        count_and_hash(l, "received ")
+    });
+    assert_eq!(count, SIZE);
+    assert_eq!(hash, sha256(&data));
+
+    control.ok(json!({"op": "close", "wormhole": wormhole}));
+    control.event("closed");
+    peer.wait_with_timeout(TIMEOUT);
+}
