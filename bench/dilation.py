@@ -1,0 +1,505 @@
+"""Dilation benchmark: N bytes (1 GiB by default) through ONE subchannel over loopback, direct.
+
+One run of this script starts ONE reference mailbox server (in memory) on 127.0.0.1 and measures
+the pairs
+
+    ours   -> ours     wormholed S -> wormholed R (the bench drives each daemon's control socket)
+    python -> python   bench/dilation_peer_bench.py wormhole (the reference library, 0.24)
+    ours   -> python
+    python -> ours
+
+No transit relay is offered to anyone (ours: a closed port as transit helper; Python:
+transit_relay_location=None) and both sides advertise only 127.0.0.1, so the Dilation connection
+is direct TCP over loopback.
+
+An ours side is a FRESH wormholed per run (started, `wormholed ready`, before anything else;
+terminated by its PID after the run), so its VmHWM is the peak of that run alone. This script
+speaks the control protocol itself: `hello`, `dilate` with the run's fixed code; the receiver then
+`listen`s for subprotocol `bench` and, on `subchannel-opened`, starts the app end; the sender waits
+for `dilated`, sends `open-subchannel`, and starts the app end on the returned socket. The app end
+of a subchannel socket is `bench/dilation_peer_bench.py socket` (sendall of 1 MiB slices, or
+recv_into a 1 MiB buffer + SHA-256). A Python side is `bench/dilation_peer_bench.py wormhole`:
+`create(dilation=True)`, `dilate()`, connector_for/listener_for, a streaming producer writing
+64 KiB per write while the Dilation outbound is not paused; reading: dataReceived + SHA-256.
+
+The data are a fixed pattern (a 4 MiB block of seeded pseudo-random bytes, repeated, cut at N).
+
+    MB/s      N / (last byte - first byte), both stamped by the receiving app (perf_counter at
+              each read / dataReceived); 10^6 bytes per second. SHA-256 and count checked.
+    CPU s     ours: the daemon's utime+stime (/proc/<pid>/stat) from `wormholed ready` to when both apps
+              are done (Dilation setup included), plus the socket app's own CPU (os.times), shown
+              separately too; Python: the peer process's os.times at the end (interpreter start,
+              imports, key exchange and Dilation setup included, as a CLI would be counted).
+    peak RSS  ours: the daemon's VmHWM (the socket app's is listed separately); Python: the peer
+              process's VmHWM.
+
+Each pair gets one discarded warm-up run with 1 MiB, then `--runs` timed runs, interleaved
+round-robin (rotated order per round). Before each round the one-core ChaCha20-Poly1305 rate is
+measured with `--chacha-bin` (protocol/examples/chacha_rate.rs: the `chacha20poly1305` crate 0.10,
+the one snow uses for Dilation's Noise records, 64 KiB records, seal and open, one thread), so the
+cipher figure comes from the same run. Daemon threads are sampled every 0.1 s from /proc, which
+gives the CPU per thread.
+
+Everything is bounded (`--timeout` per wait) and loopback only; every process this script starts
+is killed by its PID when it ends, however it ends; the temporary folder is removed.
+
+Usage: .venv/bin/python bench/dilation.py --bin-dir target/release
+           [--chacha-bin target/release/examples/chacha_rate] [--size 1024] [--runs 3]
+"""
+
+import argparse
+import atexit
+import hashlib
+import json
+import os
+import platform
+import selectors
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import files  # noqa: E402  (stat_cpu, vm_hwm_mib, ThreadSampler)
+import text as common  # noqa: E402  (process plumbing)
+from text import Failed, read_line, spawn  # noqa: E402
+
+BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
+PEER = os.path.join(BENCH_DIR, "dilation_peer_bench.py")
+PY_DIR = common.PY_DIR
+NO_TRANSIT_HELPER = common.NO_TRANSIT_HELPER
+WARMUP_BYTES = 1 << 20
+SUBPROTOCOL = "bench"
+DAEMON_LOG = "info"
+
+PAIRS = [
+    ("ours -> ours", "ours", "ours"),
+    ("python -> python", "py", "py"),
+    ("ours -> python", "ours", "py"),
+    ("python -> ours", "py", "ours"),
+]
+
+
+class Lines:
+    """Line reader over a file descriptor (a process's stdout or a socket), buffered."""
+
+    def __init__(self, fd, what):
+        self.fd = fd
+        self.what = what
+        self.buf = b""
+        self.eof = False
+
+    def take(self):
+        if b"\n" in self.buf:
+            line, self.buf = self.buf.split(b"\n", 1)
+            return line.decode()
+        return None
+
+    def feed(self):
+        chunk = os.read(self.fd, 65536)
+        if not chunk:
+            self.eof = True
+        self.buf += chunk
+
+
+class Ticker:
+    """Samples every daemon's threads about every 0.1 s while this script waits."""
+
+    def __init__(self):
+        self.samplers = []
+
+    def tick(self):
+        for s in self.samplers:
+            s.sample()
+
+
+def wait_line(lines, timeout, ticker, pred=lambda line: True):
+    """The next line of `lines` for which pred holds (others are skipped), bounded."""
+    deadline = time.monotonic() + timeout
+    with selectors.DefaultSelector() as sel:
+        sel.register(lines.fd, selectors.EVENT_READ)
+        while True:
+            while (line := lines.take()) is not None:
+                if pred(line):
+                    return line
+            if lines.eof:
+                raise Failed(f"{lines.what}: closed before the awaited line")
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise Failed(f"{lines.what}: nothing awaited within {timeout} s")
+            ticker.tick()
+            if sel.select(min(left, 0.1)):
+                lines.feed()
+
+
+class Control:
+    """One control connection to a wormholed."""
+
+    def __init__(self, path, timeout, ticker, what):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(timeout)
+        self.sock.connect(path)
+        self.lines = Lines(self.sock.fileno(), what)
+        self.timeout = timeout
+        self.ticker = ticker
+        self.what = what
+        self.next_id = 0
+        self.events = []
+        self.request("hello", protocol=1, client="bench/dilation.py")
+
+    def request(self, op, **fields):
+        self.next_id += 1
+        rid = self.next_id
+        self.sock.sendall(json.dumps({"id": rid, "op": op, **fields}).encode() + b"\n")
+        while True:
+            msg = json.loads(wait_line(self.lines, self.timeout, self.ticker))
+            if msg.get("id") == rid and ("ok" in msg or "error" in msg):
+                if "error" in msg:
+                    raise Failed(f"{self.what}: {op} -> {msg['error']}")
+                return msg["ok"]
+            self.events.append(msg)
+
+    def event(self, name):
+        while True:
+            for i, ev in enumerate(self.events):
+                if ev.get("event") == name:
+                    return self.events.pop(i)
+                if ev.get("event") in ("error", "closed"):
+                    raise Failed(f"{self.what}: {ev}")
+            self.events.append(json.loads(wait_line(self.lines, self.timeout, self.ticker)))
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+class World:
+    def __init__(self, args):
+        self.args = args
+        self.tmp = tempfile.TemporaryDirectory(prefix="wormhole-bench-dilation-")
+        self.python = args.python
+        self.daemon_bin = os.path.join(args.bin_dir, "wormholed")
+        if not os.access(self.daemon_bin, os.X_OK):
+            raise Failed(f"no executable {self.daemon_bin} (build with cargo build --release --bins)")
+        proc = spawn([self.python, os.path.join(PY_DIR, "mailbox_server.py"), "--port", "0"],
+                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                     stderr=open(os.path.join(self.tmp.name, "mailbox.err"), "wb"))
+        line = read_line(proc, args.timeout, "mailbox").decode()
+        self.url = f"ws://127.0.0.1:{int(line.split()[1])}/v1"
+        self.nameplate = 100
+        self.homes = 0
+        self.py_env = self._home("python")
+        self.py_env["PYTHONUNBUFFERED"] = "1"
+
+    def _home(self, name):
+        home = os.path.join(self.tmp.name, name)
+        os.makedirs(os.path.join(home, "runtime"), mode=0o700)
+        env = dict(os.environ)
+        for var in ("WORMHOLE_ACCEPT_FILE", "WORMHOLE_APPID", "WORMHOLE_CODE_LENGTH",
+                    "WORMHOLED_LOG", "WORMHOLE_TRANSIT_HELPER"):
+            env.pop(var, None)
+        env.update(HOME=home, XDG_RUNTIME_DIR=os.path.join(home, "runtime"),
+                   XDG_CONFIG_HOME=os.path.join(home, ".config"),
+                   XDG_DATA_HOME=os.path.join(home, ".local/share"),
+                   XDG_STATE_HOME=os.path.join(home, ".local/state"),
+                   XDG_CACHE_HOME=os.path.join(home, ".cache"), WORMHOLE_RELAY_URL=self.url)
+        return env
+
+    def start_daemon(self, tag):
+        self.homes += 1
+        env = self._home(f"d{self.homes}")
+        sock = os.path.join(env["HOME"], "control.sock")
+        config = os.path.join(env["HOME"], "wormholed.toml")
+        open(config, "w").close()
+        env.update(WORMHOLED_SOCKET=sock, WORMHOLED_CONFIG=config,
+                   WORMHOLED_HINT_ADDRESSES="127.0.0.1",
+                   WORMHOLE_TRANSIT_HELPER=NO_TRANSIT_HELPER, WORMHOLED_LOG=DAEMON_LOG)
+        log = os.path.join(self.tmp.name, f"{tag}.daemon.err")
+        proc = spawn([self.daemon_bin], env=env, cwd=env["HOME"], stdin=subprocess.DEVNULL,
+                     stdout=subprocess.PIPE, stderr=open(log, "wb"))
+        line = read_line(proc, self.args.timeout, f"wormholed {tag}").decode()
+        if line != f"wormholed ready {sock}":
+            raise Failed(f"wormholed {tag} said {line!r}")
+        return proc, sock, log
+
+    def next_code(self):
+        self.nameplate += 1
+        return f"{self.nameplate}-bench-dilation"
+
+    def peer(self, procs, tag, side, *argv):
+        """A bench/dilation_peer_bench.py process (also appended to procs); returns (proc, Lines,
+        stderr path)."""
+        err = os.path.join(self.tmp.name, f"{tag}.{side}.err")
+        proc = spawn([self.python, PEER, *argv], env=self.py_env, stdin=subprocess.DEVNULL,
+                     stdout=subprocess.PIPE, stderr=open(err, "wb"))
+        procs.append(proc)
+        return proc, Lines(proc.stdout.fileno(), f"{tag} {side} peer"), err
+
+
+def one_run(world, s_kind, r_kind, tag, size, sha):
+    args = world.args
+    code = world.next_code()
+    ticker = Ticker()
+    daemons, ctls, base_cpu, base_threads = {}, {}, {}, {}
+    procs = []
+    try:
+        for side, kind in (("recv", r_kind), ("send", s_kind)):
+            if kind == "ours":
+                proc, sock, log = world.start_daemon(f"{tag}-{side}")
+                procs.append(proc)
+                sampler = files.ThreadSampler(proc.pid)
+                sampler.sample()
+                base_threads[side] = dict(sampler.seen)
+                ticker.samplers.append(sampler)
+                daemons[side] = (proc, log, sampler)
+                base_cpu[side] = files.stat_cpu(f"/proc/{proc.pid}/stat")[0]
+                ctls[side] = Control(sock, args.timeout, ticker, f"{tag} {side} control")
+        apps = {}
+        # Receiver first (it only listens), then the sender.
+        if r_kind == "ours":
+            wid = ctls["recv"].request("dilate", code=code, relay_url=world.url,
+                                       transit_helper=NO_TRANSIT_HELPER)["wormhole"]
+            ctls["recv"].request("listen", wormhole=wid, subprotocol=SUBPROTOCOL)
+        else:
+            apps["recv"] = world.peer(procs, tag, "recv", "wormhole", "--relay-url", world.url,
+                                      "--code", code, "--subprotocol", SUBPROTOCOL, "--receive")
+        if s_kind == "ours":
+            wid = ctls["send"].request("dilate", code=code, relay_url=world.url,
+                                       transit_helper=NO_TRANSIT_HELPER)["wormhole"]
+            ctls["send"].event("dilated")
+            path = ctls["send"].request("open-subchannel", wormhole=wid,
+                                        subprotocol=SUBPROTOCOL)["socket"]
+            apps["send"] = world.peer(procs, tag, "send", "socket", "--socket", path, "--send", str(size),
+                                      "--timeout", str(args.timeout))
+        else:
+            apps["send"] = world.peer(procs, tag, "send", "wormhole", "--relay-url", world.url,
+                                      "--code", code, "--subprotocol", SUBPROTOCOL,
+                                      "--send", str(size))
+        if r_kind == "ours":
+            ev = ctls["recv"].event("subchannel-opened")
+            if ev.get("subprotocol") != SUBPROTOCOL:
+                raise Failed(f"{tag}: subchannel-opened {ev}")
+            apps["recv"] = world.peer(procs, tag, "recv", "socket", "--socket", ev["socket"],
+                                      "--receive", "--timeout", str(args.timeout))
+
+        got = wait_line(apps["recv"][1], args.timeout, ticker,
+                        lambda line: line.startswith("received ")).split()
+        stats = {}
+        stats["recv"] = wait_line(apps["recv"][1], args.timeout, ticker,
+                                  lambda line: line.startswith("stats ")).split()
+        wait_line(apps["send"][1], args.timeout, ticker, lambda line: line.startswith("sent "))
+        stats["send"] = wait_line(apps["send"][1], args.timeout, ticker,
+                                  lambda line: line.startswith("stats ")).split()
+        ticker.tick()
+        count, got_sha, span = int(got[1]), got[2], float(got[3])
+        if count != size or got_sha != sha:
+            raise Failed(f"{tag}: received {count} bytes with SHA-256 {got_sha}, expected {size} "
+                         f"bytes with {sha}")
+        cpu, rss, app_cpu, app_rss, threads = {}, {}, {}, {}, {}
+        for side in ("send", "recv"):
+            a_cpu, a_rss = float(stats[side][1]), int(stats[side][2]) / 1024
+            if side in daemons:
+                proc, _log, sampler = daemons[side]
+                d_cpu = files.stat_cpu(f"/proc/{proc.pid}/stat")[0] - base_cpu[side]
+                cpu[side] = d_cpu + a_cpu
+                rss[side] = files.vm_hwm_mib(proc.pid)
+                app_cpu[side], app_rss[side] = a_cpu, a_rss
+                threads[side] = sampler.by_name(base_threads[side])
+            else:
+                cpu[side], rss[side] = a_cpu, a_rss
+        return {"mbps": size / span / 1e6 if span > 0 else float("nan"), "span": span, "cpu": cpu,
+                "rss": rss, "app_cpu": app_cpu, "app_rss": app_rss, "threads": threads}
+    except Failed:
+        for side, (proc, log, _s) in daemons.items():
+            try:
+                tail = open(log, errors="replace").read()[-2000:]
+            except OSError:
+                tail = ""
+            print(f"bench/dilation.py: {tag} {side} daemon log tail:\n{tail}", file=sys.stderr)
+        for side in ("send", "recv"):
+            err = os.path.join(world.tmp.name, f"{tag}.{side}.err")
+            if os.path.exists(err):
+                print(f"bench/dilation.py: {tag} {side} peer stderr:\n"
+                      f"{open(err, errors='replace').read()[-2000:]}", file=sys.stderr)
+        raise
+    finally:
+        for c in ctls.values():
+            c.close()
+        for proc in procs:
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=5)
+            if proc in common._children:
+                common._children.remove(proc)
+
+
+def chacha_rate(args):
+    out = subprocess.run([args.chacha_bin, str(args.chacha_mib)], capture_output=True, text=True,
+                         timeout=args.timeout, check=True).stdout.split()
+    # chacha20poly1305 seal <MB/s> open <MB/s> MB/s ...
+    return float(out[2]), float(out[4])
+
+
+def pattern_sha256(size):
+    sys.path.insert(0, BENCH_DIR)
+    import dilation_peer_bench
+    return dilation_peer_bench.pattern_sha256(size)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bin-dir", required=True, help="folder with wormholed")
+    parser.add_argument("--chacha-bin", default=None,
+                        help="the chacha_rate example binary (default: BIN_DIR/examples/"
+                        "chacha_rate; skipped if absent)")
+    parser.add_argument("--chacha-mib", type=int, default=1024,
+                        help="MiB sealed and opened per cipher measurement (default 1024)")
+    parser.add_argument("--size", type=int, default=1024,
+                        help="bytes through the subchannel, in MiB (default 1024; 64 for a quick "
+                        "run)")
+    parser.add_argument("--runs", type=int, default=3, help="timed runs per pair (default 3)")
+    parser.add_argument("--timeout", type=float, default=300.0,
+                        help="bound in seconds on every single wait (default 300)")
+    parser.add_argument("--only", action="append", default=None, metavar="PAIR",
+                        help="run only this pair (e.g. 'ours -> ours'; repeatable), e.g. under "
+                        "perf; the goal lines need ours -> ours and python -> python")
+    parser.add_argument("--python", default=sys.executable,
+                        help="interpreter of the venv with the reference (default: this one)")
+    args = parser.parse_args()
+    args.bin_dir = os.path.abspath(args.bin_dir)
+    if args.chacha_bin is None:
+        args.chacha_bin = os.path.join(args.bin_dir, "examples", "chacha_rate")
+    have_chacha = os.access(args.chacha_bin, os.X_OK)
+
+    atexit.register(common._cleanup)
+    signal.signal(signal.SIGTERM, common._on_signal)
+    signal.signal(signal.SIGINT, common._on_signal)
+
+    load_before = os.getloadavg()
+    world = World(args)
+    atexit.register(world.tmp.cleanup)
+    size = args.size << 20
+    step = lambda msg: print(f"bench/dilation.py: {msg}", file=sys.stderr, flush=True)  # noqa: E731
+    sha = pattern_sha256(size)
+    small_sha = pattern_sha256(WARMUP_BYTES)
+
+    pairs = [p for p in PAIRS if args.only is None or p[0] in args.only]
+    if not pairs:
+        raise Failed(f"--only {args.only}: known pairs are {[p[0] for p in PAIRS]}")
+    warm = {}
+    for name, s, r in pairs:
+        step(f"warm-up {name}")
+        warm[name] = one_run(world, s, r, f"warmup-{s}-{r}", WARMUP_BYTES, small_sha)
+
+    results = {name: [] for name, _, _ in pairs}
+    chacha = []
+    for i in range(args.runs):
+        if have_chacha:
+            chacha.append(chacha_rate(args))
+            step(f"chacha20poly1305 one core: seal {chacha[-1][0]:.0f} open "
+                 f"{chacha[-1][1]:.0f} MB/s")
+        k = i % len(pairs)
+        for name, s, r in pairs[k:] + pairs[:k]:
+            step(f"run {i + 1}/{args.runs} {name}")
+            res = one_run(world, s, r, f"run{i}-{s}-{r}", size, sha)
+            step(f"  {res['mbps']:.0f} MB/s ({res['span']:.2f} s), CPU s "
+                 f"{res['cpu']['send']:.2f} / {res['cpu']['recv']:.2f}, RSS MiB "
+                 f"{res['rss']['send']:.1f} / {res['rss']['recv']:.1f}")
+            results[name].append(res)
+    load_after = os.getloadavg()
+
+    f0 = lambda v: f"{v:.0f}"  # noqa: E731
+    f2 = lambda v: f"{v:.2f}"  # noqa: E731
+    f1 = lambda v: f"{v:.1f}"  # noqa: E731
+    med = statistics.median
+    print(f"{args.size} MiB through one subchannel, direct over 127.0.0.1; median of {args.runs} "
+          f"runs, (min–max) in brackets.\n")
+    print("| sender -> receiver | MB/s (first to last byte at the receiver) | vs python -> python "
+          "| CPU s send / receive | peak RSS MiB send / receive (max) | peak RSS MiB after 1 MiB "
+          "(warm-up) |")
+    print("|---|---:|---:|---:|---:|---:|")
+    py = results.get("python -> python")
+    base = med(x["mbps"] for x in py) if py else float("nan")
+    for name, s, r in pairs:
+        runs = results[name]
+        mbps = [x["mbps"] for x in runs]
+        cpu = " / ".join(f2(med(x["cpu"][side] for x in runs)) for side in ("send", "recv"))
+        rss = " / ".join(f1(max(x["rss"][side] for x in runs)) for side in ("send", "recv"))
+        wrss = " / ".join(f1(warm[name]["rss"][side]) for side in ("send", "recv"))
+        print(f"| {name} | {files.fmt_spread(mbps, f0)} | {med(mbps) / base:.2f}× | {cpu} "
+              f"| {rss} | {wrss} |")
+    print()
+    print("Ours sides: CPU = wormholed + the socket app (bench/dilation_peer_bench.py socket); "
+          "peak RSS = wormholed's VmHWM (fresh daemon per side per run). The socket app alone, "
+          "median CPU s / max VmHWM MiB: " + ", ".join(
+              f"{name} {'sender' if side == 'send' else 'receiver'} "
+              f"{f2(med(x['app_cpu'][side] for x in results[name]))} / "
+              f"{f1(max(x['app_rss'][side] for x in results[name]))}"
+              for name, s, r in pairs for side, kind in (("send", s), ("recv", r))
+              if kind == "ours") + ".")
+    print()
+    print("wormholed CPU s per thread (mean per run; threads sampled every 0.1 s):\n")
+    for name, s, r in pairs:
+        for side, kind in (("send", s), ("recv", r)):
+            if kind != "ours":
+                continue
+            names = {}
+            for x in results[name]:
+                for tname, c in x["threads"][side].items():
+                    names[tname] = names.get(tname, 0.0) + c / len(results[name])
+            parts = ", ".join(f"{t} {v:.2f}" for t, v in sorted(names.items(),
+                                                                 key=lambda kv: -kv[1]) if v > 0)
+            print(f"- {name}, {'sender' if side == 'send' else 'receiver'}: {parts}")
+    print()
+    if "ours -> ours" not in results:
+        return
+    ours = results["ours -> ours"]
+    ours_mbps = med(x["mbps"] for x in ours)
+    if chacha:
+        seal, opn = med(c[0] for c in chacha), med(c[1] for c in chacha)
+        rate = min(seal, opn)
+        print(f"- one-core ChaCha20-Poly1305 (`chacha20poly1305` 0.10, 64 KiB records, "
+              f"protocol/examples/chacha_rate.rs, {args.chacha_mib} MiB per measurement, once "
+              f"before each round): seal {f0(seal)} MB/s, open {f0(opn)} MB/s (median of "
+              f"{len(chacha)}; all: " + ", ".join(f"{f0(a)}/{f0(b)}" for a, b in chacha) + ")")
+        print(f"- goal: ours -> ours ≥ 80 % of the one-core cipher rate (the lower of seal/open, "
+              f"{f0(rate)} MB/s): {ours_mbps / rate * 100:.0f} % "
+              f"({'met' if ours_mbps >= 0.8 * rate else 'NOT met'})")
+    print(f"- goal: ours -> ours ≥ 5× python -> python: {ours_mbps / base:.2f}× "
+          f"({'met' if ours_mbps >= 5 * base else 'NOT met'})")
+    flat = all(max(x["rss"][side] for x in ours) <= warm["ours -> ours"]["rss"][side] + 16
+               for side in ("send", "recv"))
+    print(f"- goal: peak RSS flat (an ours daemon's VmHWM after {args.size} MiB within 16 MiB of "
+          f"its VmHWM after 1 MiB, ours -> ours): "
+          + " / ".join(f"{f1(warm['ours -> ours']['rss'][side])} -> "
+                       f"{f1(max(x['rss'][side] for x in ours))} MiB" for side in ("send", "recv"))
+          + f" ({'met' if flat else 'NOT met'})")
+    print(f"- runs: {args.runs} timed per pair after 1 warm-up (1 MiB), interleaved round-robin; "
+          f"timeout {args.timeout:g} s per wait; SHA-256 of every received stream checked")
+    mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / (1 << 30)
+    print(f"- machine: {os.cpu_count()} CPUs (nproc), {common.cpu_model()}, {mem_gib:.0f} GiB RAM, "
+          f"Linux {platform.release()}, Python {platform.python_version()}; load average "
+          f"{load_before[0]:.2f} / {load_before[1]:.2f} / {load_before[2]:.2f} before, "
+          f"{load_after[0]:.2f} / {load_after[1]:.2f} / {load_after[2]:.2f} after")
+    print("- raw MB/s per pair, in run order:")
+    for name, runs in results.items():
+        print(f"  - {name}: {' '.join(f0(x['mbps']) for x in runs)}")
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except Failed as e:
+        print(f"bench/dilation.py: {e}", file=sys.stderr)
+        sys.exit(1)
