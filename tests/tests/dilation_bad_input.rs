@@ -22,7 +22,7 @@ use std::sync::mpsc;
 use serde_json::{json, Value};
 use wormhole_tests::{
     assert_success, python_script, run, venv_python, Control, Daemon, MailboxServer, Process,
-    TIMEOUT,
+    TcpProxy, TransitRelay, TIMEOUT,
 };
 
 const LEADER: &[u8] = b"Magic-Wormhole Dilation Handshake v1 Leader\n\n";
@@ -75,19 +75,9 @@ impl Hostile {
         }
     }
 
-    /// Our dilation side, from the daemon's `dilation: connecting` debug line.
+    /// Our dilation side.
     fn our_side(&mut self) -> String {
-        self.daemon
-            .process()
-            .wait_for_stderr("`dilation: connecting ... side=`", TIMEOUT, |line| {
-                let line = strip_ansi(line);
-                if !line.contains("dilation: connecting") {
-                    return None;
-                }
-                line.split_whitespace()
-                    .find_map(|w| w.strip_prefix("side="))
-                    .map(str::to_owned)
-            })
+        our_side(&mut self.daemon)
     }
 
     /// The daemon's connection to our "relay", past `ok\n` and both preambles.
@@ -162,6 +152,21 @@ impl Hostile {
         // The peer never dilates (its only way is through us), so it would wait forever.
         self.peer.kill();
     }
+}
+
+/// Our dilation side, from the daemon's `dilation: connecting` debug line.
+fn our_side(daemon: &mut Daemon) -> String {
+    daemon
+        .process()
+        .wait_for_stderr("`dilation: connecting ... side=`", TIMEOUT, |line| {
+            let line = strip_ansi(line);
+            if !line.contains("dilation: connecting") {
+                return None;
+            }
+            line.split_whitespace()
+                .find_map(|w| w.strip_prefix("side="))
+                .map(str::to_owned)
+        })
 }
 
 /// Accepts one connection within [`TIMEOUT`].
@@ -326,4 +331,77 @@ fn sha256(data: &[u8]) -> String {
         .next()
         .expect("a hash")
         .to_owned()
+}
+
+/// On a live L2 connection (relay-only, through a [`TcpProxy`] in front of the relay), a length
+/// prefix of 4 GiB is injected toward our daemon while Python streams to us (between two frames
+/// or inside one: either way the connection is corrupt). The connection ends, the daemon
+/// reports `disconnected`, reconnects (`reconnected`), and the stream arrives exactly. Why it
+/// ends is not asserted: so far the daemon logged no `dilation: connection failed` for it (the
+/// connection was lost as an EOF, cause not yet understood).
+#[test]
+fn a_bad_length_prefix_on_a_live_connection_is_dropped_and_the_wormhole_reconnects() {
+    const SIZE: usize = 4 << 20;
+    const BEFORE: usize = 1 << 20;
+    let server = MailboxServer::start();
+    let relay = TransitRelay::start();
+    let proxy = TcpProxy::start(([127, 0, 0, 1], relay.port()).into());
+    let mut daemon = Daemon::start_with_env(
+        &server.url(),
+        &[
+            ("WORMHOLE_TRANSIT_HELPER", &proxy.hint()),
+            ("WORMHOLED_LOG", "info,wormholed=debug"),
+        ],
+    );
+    let mut control = Control::connect(&daemon);
+    let wormhole = control.ok(json!({"op": "dilate", "no_listen": true}))["wormhole"].clone();
+    let code = control.event("code")["code"]
+        .as_str()
+        .expect("a code")
+        .to_owned();
+    control.ok(json!({"op": "listen", "wormhole": wormhole, "subprotocol": "test"}));
+    let size = SIZE.to_string();
+    let mut peer = Process::spawn(
+        Command::new(venv_python())
+            .arg(python_script("dilation_peer.py"))
+            .args(["--relay-url", &server.url(), "--transit-helper"])
+            .arg(proxy.hint())
+            .args(["--no-listen", "--code", &code, "--send", &size])
+            .stdin(Stdio::piped()),
+    );
+    let side = our_side(&mut daemon);
+    control.event("dilated");
+    let opened = control.event("subchannel-opened");
+    let socket = opened["socket"].as_str().expect("a socket path");
+    let mut stream =
+        std::os::unix::net::UnixStream::connect(socket).expect("connect to the subchannel");
+    stream.set_read_timeout(Some(TIMEOUT)).expect("a timeout");
+    let mut first = vec![0; BEFORE];
+    stream.read_exact(&mut first).expect("read the first MiB");
+    let injected = proxy.inject(&format!(" for side {side}"), &u32::MAX.to_be_bytes());
+    assert_eq!(injected, 1, "our daemon's connection through the proxy");
+    // Reading on lets the daemon read its TCP connection again (and find the bad bytes).
+    let reader = std::thread::spawn(move || {
+        let mut rest = Vec::new();
+        stream.read_to_end(&mut rest).map(|_| rest)
+    });
+    control.event("disconnected");
+    control.event("reconnected");
+    let rest = reader
+        .join()
+        .expect("the reader thread")
+        .expect("read the rest of the subchannel");
+    first.extend_from_slice(&rest);
+    let (sent, hash) = peer.wait_for_stdout("`sent N HASH`", TIMEOUT, |l| {
+        let mut parts = l.strip_prefix("sent ")?.split_whitespace();
+        Some((
+            parts.next()?.parse::<usize>().ok()?,
+            parts.next()?.to_owned(),
+        ))
+    });
+    assert_eq!(first.len(), sent);
+    assert_eq!(sha256(&first), hash);
+    control.ok(json!({"op": "close", "wormhole": wormhole}));
+    control.event("closed");
+    peer.wait_with_timeout(TIMEOUT);
 }
