@@ -126,6 +126,74 @@ impl Machine for HostedWormhole {
     }
 }
 
+/// The mailbox half of a wormhole: the host of the Wormhole machine (not running yet) and its
+/// websocket connection. Both kinds of wormhole start with it and differ only in their app.
+struct MailboxHalf {
+    host_ctx: Context<MachineHost<HostedWormhole>>,
+    host: Addr<MachineHost<HostedWormhole>>,
+    connection: Addr<MailboxConnection>,
+}
+
+impl MailboxHalf {
+    fn new(settings: &Settings) -> Self {
+        let host_ctx = Context::<MachineHost<HostedWormhole>>::new();
+        let host = host_ctx.address();
+        let connection = MailboxConnection::new(
+            settings.mailbox_url.clone(),
+            Arc::clone(&settings.tls),
+            host.clone().recipient(),
+        )
+        .start();
+        Self {
+            host_ctx,
+            host,
+            connection,
+        }
+    }
+
+    /// Tears the mailbox half down at once (a wormhole past its close grace period).
+    fn halt(&self) -> Box<dyn Fn()> {
+        let host = self.host.clone();
+        let connection = self.connection.clone();
+        Box::new(move || {
+            host.do_send(Halt);
+            connection.do_send(Disconnect);
+        })
+    }
+
+    /// Starts the Wormhole machine, routing its events and key to the app.
+    fn run(
+        self,
+        settings: &Settings,
+        code: CodeSource,
+        extra_versions: serde_json::Map<String, serde_json::Value>,
+        events: Recipient<AppEvent>,
+        keys: Recipient<AppKey>,
+    ) {
+        let connection = self.connection;
+        let route = Box::new(move |output: HostedOutput| match output {
+            HostedOutput::Machine(Output::Connect) => connection.do_send(Connect),
+            HostedOutput::Machine(Output::Disconnect) => connection.do_send(Disconnect),
+            HostedOutput::Machine(Output::SendFrame(text)) => connection.do_send(SendFrame(text)),
+            HostedOutput::Machine(Output::Event(event)) => events.do_send(AppEvent(event)),
+            HostedOutput::Key(key) => keys.do_send(AppKey(key)),
+        });
+        let config = WormholeConfig {
+            appid: settings.appid.clone(),
+            side: hex::encode(rand::random::<[u8; 5]>()),
+            app_versions: serde_json::json!({}),
+            extra_versions,
+            rng_seed: rand::random(),
+        };
+        let machine = HostedWormhole {
+            machine: Wormhole::new(clock::now(), config, code),
+            finished: false,
+            key: None,
+        };
+        self.host_ctx.run(MachineHost::new(machine, route));
+    }
+}
+
 /// Starts wormhole `id` and returns where its commands go.
 pub(crate) fn spawn_wormhole(
     id: WormholeId,
@@ -134,23 +202,7 @@ pub(crate) fn spawn_wormhole(
     owner: Client,
     registry: Recipient<WormholeNote>,
 ) -> Recipient<AppCommand> {
-    let host_ctx = Context::<MachineHost<HostedWormhole>>::new();
-    let host = host_ctx.address();
-    let connection = MailboxConnection::new(
-        settings.mailbox_url.clone(),
-        Arc::clone(&settings.tls),
-        host.clone().recipient(),
-    )
-    .start();
-
-    let halt = {
-        let host = host.clone();
-        let connection = connection.clone();
-        Box::new(move || {
-            host.do_send(Halt);
-            connection.do_send(Disconnect);
-        })
-    };
+    let mailbox = MailboxHalf::new(settings);
     let code_source = kind.code_source(settings.code_words);
     let transit = settings.transit(kind.transit_options());
     let app = WormholeApp::new(
@@ -158,39 +210,21 @@ pub(crate) fn spawn_wormhole(
         kind,
         owner,
         registry,
-        host.clone().recipient(),
-        halt,
+        mailbox.host.clone().recipient(),
+        mailbox.halt(),
         AppSetup {
             code_words: settings.code_words,
             transit,
         },
     )
     .start();
-
-    let route = {
-        let connection = connection.clone();
-        let app = app.clone();
-        Box::new(move |output: HostedOutput| match output {
-            HostedOutput::Machine(Output::Connect) => connection.do_send(Connect),
-            HostedOutput::Machine(Output::Disconnect) => connection.do_send(Disconnect),
-            HostedOutput::Machine(Output::SendFrame(text)) => connection.do_send(SendFrame(text)),
-            HostedOutput::Machine(Output::Event(event)) => app.do_send(AppEvent(event)),
-            HostedOutput::Key(key) => app.do_send(AppKey(key)),
-        })
-    };
-    let config = WormholeConfig {
-        appid: settings.appid.clone(),
-        side: hex::encode(rand::random::<[u8; 5]>()),
-        app_versions: serde_json::json!({}),
-        extra_versions: serde_json::Map::new(),
-        rng_seed: rand::random(),
-    };
-    let machine = HostedWormhole {
-        machine: Wormhole::new(clock::now(), config, code_source),
-        finished: false,
-        key: None,
-    };
-    host_ctx.run(MachineHost::new(machine, route));
+    mailbox.run(
+        settings,
+        code_source,
+        serde_json::Map::new(),
+        app.clone().recipient(),
+        app.clone().recipient(),
+    );
     app.recipient()
 }
 
@@ -204,55 +238,24 @@ pub(crate) fn spawn_dilated(
     owner: Client,
     registry: Recipient<WormholeNote>,
 ) -> (Recipient<AppCommand>, Recipient<DilateCommand>) {
-    let host_ctx = Context::<MachineHost<HostedWormhole>>::new();
-    let host = host_ctx.address();
-    let connection = MailboxConnection::new(
-        settings.mailbox_url.clone(),
-        Arc::clone(&settings.tls),
-        host.clone().recipient(),
-    )
-    .start();
-    let halt = {
-        let host = host.clone();
-        let connection = connection.clone();
-        Box::new(move || {
-            host.do_send(Halt);
-            connection.do_send(Disconnect);
-        })
-    };
+    let mailbox = MailboxHalf::new(settings);
     let app = DilationHost::new(DilationSetup {
         id,
         owner,
         registry,
-        mailbox: host.clone().recipient(),
-        halt,
+        mailbox: mailbox.host.clone().recipient(),
+        halt: mailbox.halt(),
         transit: settings.transit(transit),
         socket_dir: settings.socket_dir.clone(),
         machine: Dilation::new(DilationConfig::new(rand::random())),
     })
     .start();
-    let route = {
-        let app = app.clone();
-        Box::new(move |output: HostedOutput| match output {
-            HostedOutput::Machine(Output::Connect) => connection.do_send(Connect),
-            HostedOutput::Machine(Output::Disconnect) => connection.do_send(Disconnect),
-            HostedOutput::Machine(Output::SendFrame(text)) => connection.do_send(SendFrame(text)),
-            HostedOutput::Machine(Output::Event(event)) => app.do_send(AppEvent(event)),
-            HostedOutput::Key(key) => app.do_send(AppKey(key)),
-        })
-    };
-    let config = WormholeConfig {
-        appid: settings.appid.clone(),
-        side: hex::encode(rand::random::<[u8; 5]>()),
-        app_versions: serde_json::json!({}),
-        extra_versions: dilation::version_entries(),
-        rng_seed: rand::random(),
-    };
-    let machine = HostedWormhole {
-        machine: Wormhole::new(clock::now(), config, code),
-        finished: false,
-        key: None,
-    };
-    host_ctx.run(MachineHost::new(machine, route));
+    mailbox.run(
+        settings,
+        code,
+        dilation::version_entries(),
+        app.clone().recipient(),
+        app.clone().recipient(),
+    );
     (app.clone().recipient(), app.recipient())
 }
