@@ -1,38 +1,48 @@
-//! L2: one candidate Dilation connection, as a byte-in/byte-out machine.
+//! L2: one candidate Dilation connection, as a byte-in/byte-out machine, and the transport
+//! codec it hands over once its handshake completed.
 //!
 //! States (in order): `WantRelayOk` (only through a transit relay: our `please relay … for side
 //! …\n` line is written, we wait for `ok\n`) → `WantPreamble` (our preamble is written, we wait
 //! for the peer's) → `WantHandshake` (Noise `NNpsk0`: the Leader, as initiator, writes message 1
-//! when the peer's preamble arrives and waits for message 2; the Follower waits for message 1,
-//! answers message 2 and then its KCM) → `Open` (encrypted records both ways) → `Failed`
-//! (terminal; every later call is refused).
+//! when the peer's preamble arrives and waits for message 2; the Follower waits for message 1 and
+//! answers message 2) → `Secured` (the handshake is done: [`L2Event::HandshakeDone`]; bytes that
+//! follow stay buffered) → `Handed` ([`Connection::take_transport`] gave the [`Transport`] away)
+//! or `Failed` (terminal; every later call is refused).
 //!
-//! Inputs: [`Connection::handle_data`] (bytes read from the socket) and
-//! [`Connection::send_record`]. Outputs: [`Connection::poll_transmit`] (bytes to write) and
-//! [`Connection::poll_event`] ([`L2Event`]: handshake done, each decrypted record). A protocol
+//! Inputs: [`Connection::handle_data`] (bytes read from the socket). Outputs:
+//! [`Connection::poll_transmit`] (bytes to write) and [`Connection::poll_event`]. A protocol
 //! violation returns an [`L2Error`] from `handle_data` and moves to `Failed`: the host closes the
-//! socket. Nothing here is sized by the peer beyond [`MAX_FRAME_LEN`]: a larger length prefix is
-//! refused before any byte of the frame is buffered.
+//! socket.
+//!
+//! After the handshake the records are sealed and opened by the [`Transport`]: a [`Sealer`] and an
+//! [`Opener`], each a pure codec that owns one direction's key and nonce, so that a host can run
+//! them where its socket IO is (the daemon seals and opens on a connection's own thread, not on the
+//! actor that hosts the protocol machines). Nothing here is sized by the peer beyond
+//! [`MAX_FRAME_LEN`]: a larger length prefix is refused before any byte of the frame is buffered.
 //!
 //! Wire facts (PROTOCOL.md §4 "L2"): preambles `Magic-Wormhole Dilation Handshake v1 Leader\n\n`
 //! and `… Follower\n\n`; frames are `BE32 length ‖ bytes`; Noise
 //! `Noise_NNpsk0_25519_ChaChaPoly_BLAKE2s` with the dilation key as psk 0 and an EMPTY prologue;
-//! both handshake messages are 48 bytes; the Follower's KCM is an encrypted 1-byte record; records
-//! longer than 65519 bytes are encrypted in 65519-byte chunks concatenated into one frame, which the
-//! reader decrypts in 65535-byte slices. The Noise ephemeral key comes from an RNG seeded by the
-//! host ([`Connection::new`]'s `rng_seed`), never from the OS.
+//! both handshake messages are 48 bytes; transport messages are ChaCha20-Poly1305 under the
+//! Noise split keys (the initiator, our Leader, sends with the first), nonce `0⁴ ‖ LE64 counter`,
+//! empty associated data; records longer than 65519 bytes are encrypted in 65519-byte chunks
+//! concatenated into one frame, which the reader decrypts in 65535-byte slices. The Noise
+//! ephemeral key comes from an RNG seeded by the host ([`Connection::new`]'s `rng_seed`), never
+//! from the OS.
 //!
 //! Mirrors `_Framer`, `_Record` and `DilatedConnectionProtocol` of
 //! `src/wormhole/_dilation/connection.py` and `_noise.py` (magic-wormhole 0.24).
 
 use std::collections::VecDeque;
 
+use bytes::{Buf, BytesMut};
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
+use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, CHACHA20_POLY1305};
 use snow::params::{CipherChoice, DHChoice, HashChoice};
 use snow::resolvers::{CryptoResolver, DefaultResolver};
 use snow::types::{Cipher, Dh, Hash, Random};
-use snow::{HandshakeState, TransportState};
+use snow::HandshakeState;
 
 use super::l3::{Record, RecordError};
 use super::Role;
@@ -58,11 +68,9 @@ pub const HANDSHAKE_LEN: usize = 48;
 /// Something the connection tells its owner.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum L2Event {
-    /// The Noise handshake completed. On the Follower our KCM has been queued for transmission;
-    /// records may now be sent.
+    /// The Noise handshake completed: take the [`Transport`] ([`Connection::take_transport`]);
+    /// records flow through it from now on (the Follower's first one is its KCM).
     HandshakeDone,
-    /// A decrypted record (the first one from a Follower is its KCM).
-    Record(Record),
 }
 
 /// Why a connection failed. Each is final: the host closes the socket.
@@ -87,12 +95,12 @@ pub enum L2Error {
     /// A decrypted record did not parse.
     #[error("bad dilation record: {0}")]
     BadRecord(#[from] RecordError),
-    /// A record was sent before the handshake completed.
-    #[error("dilation connection is not open yet")]
-    NotOpen,
     /// A record too large to frame.
     #[error("dilation record of {0} bytes is too large to send")]
     RecordTooLarge(usize),
+    /// The transport was handed over: its bytes go to the [`Opener`], not here.
+    #[error("dilation connection's transport was handed over")]
+    HandedOver,
     /// The connection already failed.
     #[error("dilation connection already failed")]
     Failed,
@@ -102,7 +110,8 @@ enum State {
     WantRelayOk(Box<HandshakeState>),
     WantPreamble(Box<HandshakeState>),
     WantHandshake(Box<HandshakeState>),
-    Open(Box<TransportState>),
+    Secured(Box<Transport>),
+    Handed,
     Failed,
 }
 
@@ -121,7 +130,8 @@ impl std::fmt::Debug for Connection {
             State::WantRelayOk(_) => "WantRelayOk",
             State::WantPreamble(_) => "WantPreamble",
             State::WantHandshake(_) => "WantHandshake",
-            State::Open(_) => "Open",
+            State::Secured(_) => "Secured",
+            State::Handed => "Handed",
             State::Failed => "Failed",
         };
         f.debug_struct("Connection")
@@ -177,10 +187,16 @@ impl Connection {
         self.role
     }
 
-    /// Whether the handshake completed and records can be sent.
+    /// Whether the handshake completed (the transport may be taken, or already was).
     #[must_use]
     pub fn is_open(&self) -> bool {
-        matches!(self.state, State::Open(_))
+        matches!(self.state, State::Secured(_) | State::Handed)
+    }
+
+    /// Whether [`Connection::take_transport`] handed the transport over.
+    #[must_use]
+    pub fn is_handed_over(&self) -> bool {
+        matches!(self.state, State::Handed)
     }
 
     /// Bytes to write to the socket, if any (all that is pending, in one buffer).
@@ -197,45 +213,30 @@ impl Connection {
         self.events.pop_front()
     }
 
-    /// Encrypts and frames one record. Only once open.
-    pub fn send_record(&mut self, record: &Record) -> Result<(), L2Error> {
-        let State::Open(transport) = &mut self.state else {
-            return Err(if matches!(self.state, State::Failed) {
-                L2Error::Failed
-            } else {
-                L2Error::NotOpen
-            });
+    /// Once the handshake is done, hands the transport over: the bytes read after the handshake
+    /// are already in its opener's input. Write [`Connection::poll_transmit`] first (the
+    /// handshake's last message).
+    pub fn take_transport(&mut self) -> Option<Transport> {
+        if !matches!(self.state, State::Secured(_)) {
+            return None;
+        }
+        let State::Secured(mut transport) = std::mem::replace(&mut self.state, State::Handed)
+        else {
+            return None;
         };
-        let plain = record.encode();
-        let chunks = plain.len().div_ceil(NOISE_MAX_PAYLOAD).max(1);
-        let total = plain.len() + 16 * chunks;
-        if total > MAX_FRAME_LEN {
-            return Err(L2Error::RecordTooLarge(plain.len()));
-        }
-        // `total` ≤ MAX_FRAME_LEN < 2^32.
-        let prefix = u32::try_from(total).map_err(|_| L2Error::RecordTooLarge(plain.len()))?;
-        self.transmit.extend_from_slice(&prefix.to_be_bytes());
-        let mut buf = vec![0u8; plain.len().min(NOISE_MAX_PAYLOAD) + 16];
-        for chunk in plain.chunks(NOISE_MAX_PAYLOAD) {
-            let n = transport
-                .write_message(chunk, &mut buf)
-                .map_err(|_| L2Error::Failed)?;
-            self.transmit.extend_from_slice(&buf[..n]);
-        }
-        if plain.is_empty() {
-            // Not reachable for real records (they all have a type byte); kept total.
-            let n = transport
-                .write_message(&[], &mut buf)
-                .map_err(|_| L2Error::Failed)?;
-            self.transmit.extend_from_slice(&buf[..n]);
-        }
-        Ok(())
+        transport
+            .opener
+            .input
+            .extend_from_slice(&std::mem::take(&mut self.inbuf));
+        Some(*transport)
     }
 
     /// Feeds bytes read from the socket. An error is final: the host closes the socket.
     pub fn handle_data(&mut self, data: &[u8]) -> Result<(), L2Error> {
-        if matches!(self.state, State::Failed) {
-            return Err(L2Error::Failed);
+        match self.state {
+            State::Failed => return Err(L2Error::Failed),
+            State::Handed => return Err(L2Error::HandedOver),
+            _ => {}
         }
         self.inbuf.extend_from_slice(data);
         let result = self.parse();
@@ -286,16 +287,17 @@ impl Connection {
                     Expect::Wait => Ok(false),
                     Expect::Mismatch => Err(L2Error::BadPreamble),
                 },
-                State::WantHandshake(_) | State::Open(_) => {
-                    match next_frame(rest, self.frame_limit()) {
-                        Ok(Some((frame, n))) => {
-                            pos += n;
-                            self.got_frame(frame)
-                        }
-                        Ok(None) => Ok(false),
-                        Err(e) => Err(e),
+                State::WantHandshake(_) => match next_frame(rest, NOISE_MAX_CIPHERTEXT) {
+                    Ok(Some((frame, n))) => {
+                        pos += n;
+                        self.got_handshake(frame)
                     }
-                }
+                    Ok(None) => Ok(false),
+                    Err(e) => Err(e),
+                },
+                // Transport bytes wait for the opener.
+                State::Secured(_) => Ok(false),
+                State::Handed => Err(L2Error::HandedOver),
                 State::Failed => Err(L2Error::Failed),
             };
             match step {
@@ -308,14 +310,6 @@ impl Connection {
         inbuf.drain(..pos);
         self.inbuf = inbuf;
         result
-    }
-
-    /// The largest frame accepted now: one Noise message during the handshake.
-    fn frame_limit(&self) -> usize {
-        match self.state {
-            State::Open(_) => MAX_FRAME_LEN,
-            _ => NOISE_MAX_CIPHERTEXT,
-        }
     }
 
     fn advance_relay_ok(&mut self) {
@@ -339,55 +333,204 @@ impl Connection {
         Ok(true)
     }
 
-    fn got_frame(&mut self, frame: &[u8]) -> Result<bool, L2Error> {
-        match std::mem::replace(&mut self.state, State::Failed) {
-            State::WantHandshake(mut hs) => {
-                let mut payload = [0u8; 128];
-                if frame.len() > NOISE_MAX_CIPHERTEXT {
-                    return Err(L2Error::HandshakeFailed);
-                }
-                let mut big;
-                let out: &mut [u8] = if frame.len() <= payload.len() {
-                    &mut payload
-                } else {
-                    big = vec![0u8; frame.len()];
-                    &mut big
-                };
-                hs.read_message(frame, out)
-                    .map_err(|_| L2Error::HandshakeFailed)?;
-                if self.role == Role::Follower {
-                    let mut buf = [0u8; 128];
-                    let n = hs
-                        .write_message(&[], &mut buf)
-                        .map_err(|_| L2Error::HandshakeFailed)?;
-                    push_frame(&mut self.transmit, &buf[..n]);
-                }
-                let transport = hs
-                    .into_transport_mode()
-                    .map_err(|_| L2Error::HandshakeFailed)?;
-                self.state = State::Open(Box::new(transport));
-                if self.role == Role::Follower {
-                    self.send_record(&Record::Kcm)?;
-                }
-                self.events.push_back(L2Event::HandshakeDone);
-                Ok(true)
-            }
-            State::Open(mut transport) => {
-                let mut plain = Vec::with_capacity(frame.len());
-                let mut buf = vec![0u8; NOISE_MAX_CIPHERTEXT.min(frame.len())];
-                for slice in frame.chunks(NOISE_MAX_CIPHERTEXT) {
-                    let n = transport
-                        .read_message(slice, &mut buf)
-                        .map_err(|_| L2Error::DecryptFailed)?;
-                    plain.extend_from_slice(&buf[..n]);
-                }
-                self.state = State::Open(transport);
-                let record = Record::decode(&plain)?;
-                self.events.push_back(L2Event::Record(record));
-                Ok(true)
-            }
-            _ => Err(L2Error::Failed),
+    fn got_handshake(&mut self, frame: &[u8]) -> Result<bool, L2Error> {
+        let State::WantHandshake(mut hs) = std::mem::replace(&mut self.state, State::Failed) else {
+            return Err(L2Error::Failed);
+        };
+        let mut payload = vec![0u8; frame.len()];
+        hs.read_message(frame, &mut payload)
+            .map_err(|_| L2Error::HandshakeFailed)?;
+        if self.role == Role::Follower {
+            let mut buf = [0u8; 128];
+            let n = hs
+                .write_message(&[], &mut buf)
+                .map_err(|_| L2Error::HandshakeFailed)?;
+            push_frame(&mut self.transmit, &buf[..n]);
         }
+        if !hs.is_handshake_finished() {
+            return Err(L2Error::HandshakeFailed);
+        }
+        // Noise Split(): the initiator (Leader) sends with the first key.
+        let (first, second) = hs.dangerously_get_raw_split();
+        let (send, receive) = match self.role {
+            Role::Leader => (first, second),
+            Role::Follower => (second, first),
+        };
+        self.state = State::Secured(Box::new(Transport {
+            sealer: Sealer::new(&send)?,
+            opener: Opener::new(&receive)?,
+        }));
+        self.events.push_back(L2Event::HandshakeDone);
+        Ok(true)
+    }
+}
+
+/// Both directions of a connection's transport once its handshake completed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transport {
+    /// Seals our records.
+    pub sealer: Sealer,
+    /// Opens the peer's (its input already holds what arrived after the handshake).
+    pub opener: Opener,
+}
+
+/// The noise nonce for a ChaCha20-Poly1305 transport message: 32 zero bits ‖ LE64 counter.
+fn noise_nonce(counter: u64) -> Nonce {
+    let mut bytes = [0u8; 12];
+    bytes[4..].copy_from_slice(&counter.to_le_bytes());
+    Nonce::assume_unique_for_key(bytes)
+}
+
+fn transport_key(key: &[u8; 32]) -> Result<LessSafeKey, L2Error> {
+    UnboundKey::new(&CHACHA20_POLY1305, key)
+        .map(LessSafeKey::new)
+        .map_err(|_| L2Error::HandshakeFailed)
+}
+
+/// Seals our records into frames (one direction of a [`Transport`]).
+#[derive(Clone)]
+pub struct Sealer {
+    key: LessSafeKey,
+    /// The key's bytes, only to compare sealers (tests compare machine outputs).
+    key_bytes: [u8; 32],
+    nonce: u64,
+}
+
+impl PartialEq for Sealer {
+    fn eq(&self, other: &Self) -> bool {
+        self.key_bytes == other.key_bytes && self.nonce == other.nonce
+    }
+}
+
+impl Eq for Sealer {}
+
+impl std::fmt::Debug for Sealer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sealer")
+            .field("nonce", &self.nonce)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Sealer {
+    fn new(key: &[u8; 32]) -> Result<Self, L2Error> {
+        Ok(Self {
+            key: transport_key(key)?,
+            key_bytes: *key,
+            nonce: 0,
+        })
+    }
+
+    fn seal_in_place(&mut self, out: &mut Vec<u8>, from: usize) -> Result<(), L2Error> {
+        let nonce = noise_nonce(self.nonce);
+        self.nonce += 1;
+        let tag = self
+            .key
+            .seal_in_place_separate_tag(nonce, Aad::empty(), &mut out[from..])
+            .map_err(|_| L2Error::Failed)?;
+        out.extend_from_slice(tag.as_ref());
+        Ok(())
+    }
+
+    /// Appends `record` to `out` as one frame: length prefix, then the encrypted record (in
+    /// 65519-byte chunks if it is longer). On error `out` is left as it was.
+    pub fn seal(&mut self, record: &Record, out: &mut Vec<u8>) -> Result<(), L2Error> {
+        let plain_len = record.encoded_len();
+        let chunks = plain_len.div_ceil(NOISE_MAX_PAYLOAD).max(1);
+        let total = plain_len + 16 * chunks;
+        let prefix = u32::try_from(total)
+            .ok()
+            .filter(|_| total <= MAX_FRAME_LEN)
+            .ok_or(L2Error::RecordTooLarge(plain_len))?;
+        let start = out.len();
+        out.reserve(4 + total);
+        out.extend_from_slice(&prefix.to_be_bytes());
+        let body = out.len();
+        record.encode_into(out);
+        let sealed = if chunks == 1 {
+            self.seal_in_place(out, body)
+        } else {
+            let plain = out.split_off(body);
+            plain.chunks(NOISE_MAX_PAYLOAD).try_for_each(|chunk| {
+                let at = out.len();
+                out.extend_from_slice(chunk);
+                self.seal_in_place(out, at)
+            })
+        };
+        if sealed.is_err() {
+            out.truncate(start);
+        }
+        sealed
+    }
+}
+
+/// Opens the peer's frames into records (the other direction of a [`Transport`]).
+#[derive(Clone)]
+pub struct Opener {
+    key: LessSafeKey,
+    /// The key's bytes, only to compare openers.
+    key_bytes: [u8; 32],
+    nonce: u64,
+    input: BytesMut,
+}
+
+impl PartialEq for Opener {
+    fn eq(&self, other: &Self) -> bool {
+        self.key_bytes == other.key_bytes && self.nonce == other.nonce && self.input == other.input
+    }
+}
+
+impl Eq for Opener {}
+
+impl std::fmt::Debug for Opener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Opener")
+            .field("nonce", &self.nonce)
+            .field("buffered", &self.input.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Opener {
+    fn new(key: &[u8; 32]) -> Result<Self, L2Error> {
+        Ok(Self {
+            key: transport_key(key)?,
+            key_bytes: *key,
+            nonce: 0,
+            input: BytesMut::new(),
+        })
+    }
+
+    /// The bytes read from the socket and not yet opened: append what is read next here.
+    pub fn input(&mut self) -> &mut BytesMut {
+        &mut self.input
+    }
+
+    /// The next whole record in the input, decrypted (in place) and decoded; `None` until one
+    /// is complete. Errors are final: the host closes the socket.
+    pub fn next_record(&mut self) -> Result<Option<Record>, L2Error> {
+        let Some((_, taken)) = next_frame(&self.input, MAX_FRAME_LEN)? else {
+            return Ok(None);
+        };
+        let mut frame = self.input.split_to(taken);
+        frame.advance(4);
+        let mut plain_len = 0;
+        let mut read = 0;
+        while read < frame.len() {
+            let end = (read + NOISE_MAX_CIPHERTEXT).min(frame.len());
+            let nonce = noise_nonce(self.nonce);
+            self.nonce += 1;
+            let n = self
+                .key
+                .open_in_place(nonce, Aad::empty(), &mut frame[read..end])
+                .map_err(|_| L2Error::DecryptFailed)?
+                .len();
+            frame.copy_within(read..read + n, plain_len);
+            plain_len += n;
+            read = end;
+        }
+        frame.truncate(plain_len);
+        Ok(Some(Record::decode(frame.freeze())?))
     }
 }
 
@@ -460,6 +603,8 @@ impl CryptoResolver for SeededResolver {
 
 #[cfg(test)]
 mod tests {
+    use bytes::Bytes;
+
     use super::*;
 
     const KEY: [u8; 32] = [7; 32];
@@ -493,12 +638,34 @@ mod tests {
         }
     }
 
+    /// Both transports of a handshaken pair.
+    fn transports(key: &[u8; 32]) -> (Transport, Transport) {
+        let (mut l, mut f) = pair(key, key);
+        assert_eq!(pump(&mut l, &mut f), (Ok(()), Ok(())));
+        let tl = l.take_transport().expect("leader transport");
+        let tf = f.take_transport().expect("follower transport");
+        (tl, tf)
+    }
+
+    fn sealed(sealer: &mut Sealer, records: &[Record]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for record in records {
+            sealer.seal(record, &mut out).expect("seal");
+        }
+        out
+    }
+
+    fn opened(opener: &mut Opener, bytes: &[u8]) -> Result<Vec<Record>, L2Error> {
+        opener.input().extend_from_slice(bytes);
+        std::iter::from_fn(|| opener.next_record().transpose()).collect()
+    }
+
     fn events(c: &mut Connection) -> Vec<L2Event> {
         std::iter::from_fn(|| c.poll_event()).collect()
     }
 
-    /// A Leader and a Follower complete the handshake; the Follower's KCM reaches the Leader, the
-    /// messages have the reference's sizes, and records flow both ways afterwards.
+    /// A Leader and a Follower complete the handshake with the reference's message sizes; then
+    /// records flow both ways through the transports, whatever the split of the bytes.
     #[test]
     fn handshake_then_records() {
         let (mut l, mut f) = pair(&KEY, &KEY);
@@ -513,32 +680,57 @@ mod tests {
         assert_eq!(msg1.len(), 4 + HANDSHAKE_LEN);
         assert_eq!(&msg1[..4], &[0, 0, 0, 48]);
         f.handle_data(&msg1).expect("f msg1");
-        let msg2_kcm = f.poll_transmit().expect("message 2 + kcm");
-        assert_eq!(msg2_kcm.len(), 4 + HANDSHAKE_LEN + 4 + 17);
-        assert_eq!(&msg2_kcm[52..56], &[0, 0, 0, 17]);
+        let msg2 = f.poll_transmit().expect("message 2");
+        assert_eq!(msg2.len(), 4 + HANDSHAKE_LEN);
         assert_eq!(events(&mut f), vec![L2Event::HandshakeDone]);
+        let mut tf = f.take_transport().expect("follower transport");
+        assert!(f.take_transport().is_none(), "handed over once");
+        let kcm = sealed(&mut tf.sealer, &[Record::Kcm]);
+        assert_eq!(kcm.len(), 4 + 17, "the KCM is a 17-byte frame");
         // Deliver byte by byte: the framer must cope with any split.
-        for b in &msg2_kcm {
+        let both = [&msg2[..], &kcm].concat();
+        for b in &both[..msg2.len()] {
             l.handle_data(std::slice::from_ref(b)).expect("l byte");
         }
+        assert_eq!(events(&mut l), vec![L2Event::HandshakeDone]);
+        let mut tl = l.take_transport().expect("leader transport");
+        let mut got = Vec::new();
+        for b in &both[msg2.len()..] {
+            got.extend(opened(&mut tl.opener, std::slice::from_ref(b)).expect("open"));
+        }
+        assert_eq!(got, vec![Record::Kcm]);
+        let to_f = sealed(&mut tl.sealer, &[Record::Kcm, Record::Ping([1, 2, 3, 4])]);
         assert_eq!(
-            events(&mut l),
-            vec![L2Event::HandshakeDone, L2Event::Record(Record::Kcm)]
+            opened(&mut tf.opener, &to_f),
+            Ok(vec![Record::Kcm, Record::Ping([1, 2, 3, 4])])
         );
-        l.send_record(&Record::Kcm).expect("kcm");
-        l.send_record(&Record::Ping([1, 2, 3, 4])).expect("ping");
-        f.send_record(&Record::Pong([1, 2, 3, 4])).expect("pong");
-        assert_eq!(pump(&mut l, &mut f), (Ok(()), Ok(())));
+        let to_l = sealed(&mut tf.sealer, &[Record::Pong([1, 2, 3, 4])]);
         assert_eq!(
-            events(&mut f),
-            vec![
-                L2Event::Record(Record::Kcm),
-                L2Event::Record(Record::Ping([1, 2, 3, 4]))
-            ]
+            opened(&mut tl.opener, &to_l),
+            Ok(vec![Record::Pong([1, 2, 3, 4])])
         );
+        assert_eq!(l.handle_data(b"x"), Err(L2Error::HandedOver));
+    }
+
+    /// Bytes that arrive with the handshake's last message wait in the connection and are in the
+    /// opener's input when the transport is handed over.
+    #[test]
+    fn bytes_after_the_handshake_go_with_the_transport() {
+        let (mut l, mut f) = pair(&KEY, &KEY);
+        f.handle_data(&l.poll_transmit().expect("lp")).expect("f");
+        l.handle_data(&f.poll_transmit().expect("fp")).expect("l");
+        f.handle_data(&l.poll_transmit().expect("m1"))
+            .expect("f m1");
+        let msg2 = f.poll_transmit().expect("m2");
+        let mut tf = f.take_transport().expect("tf");
+        let kcm = sealed(&mut tf.sealer, &[Record::Kcm, Record::Ack { seqnum: 3 }]);
+        l.handle_data(&[&msg2[..], &kcm[..7]].concat())
+            .expect("m2 + part");
+        l.handle_data(&kcm[7..]).expect("rest, buffered");
+        let mut tl = l.take_transport().expect("tl");
         assert_eq!(
-            events(&mut l),
-            vec![L2Event::Record(Record::Pong([1, 2, 3, 4]))]
+            opened(&mut tl.opener, &[]),
+            Ok(vec![Record::Kcm, Record::Ack { seqnum: 3 }])
         );
     }
 
@@ -546,26 +738,38 @@ mod tests {
     /// and reassembled by the reader.
     #[test]
     fn large_records_are_chunked_in_one_frame() {
-        let (mut l, mut f) = pair(&KEY, &KEY);
-        assert_eq!(pump(&mut l, &mut f), (Ok(()), Ok(())));
-        events(&mut l);
-        events(&mut f);
-        let data: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        let (mut tl, mut tf) = transports(&KEY);
+        let data: Bytes = (0..200_000u32).map(|i| (i % 251) as u8).collect();
         let record = Record::Data {
             scid: 1,
             seqnum: 0,
             data,
         };
-        l.send_record(&record).expect("send");
-        let bytes = l.poll_transmit().expect("frame");
+        let bytes = sealed(&mut tl.sealer, std::slice::from_ref(&record));
         let plain_len = record.encoded_len();
         let chunks = plain_len.div_ceil(NOISE_MAX_PAYLOAD);
         assert_eq!(chunks, 4);
         let frame_len = plain_len + 16 * chunks;
         assert_eq!(bytes.len(), 4 + frame_len);
         assert_eq!(&bytes[..4], &(frame_len as u32).to_be_bytes());
-        f.handle_data(&bytes).expect("recv");
-        assert_eq!(events(&mut f), vec![L2Event::Record(record)]);
+        assert_eq!(opened(&mut tf.opener, &bytes), Ok(vec![record]));
+    }
+
+    /// A record that cannot be framed is refused and leaves the output untouched.
+    #[test]
+    fn oversized_record_is_refused_cleanly() {
+        let (mut tl, _) = transports(&KEY);
+        let record = Record::Data {
+            scid: 1,
+            seqnum: 0,
+            data: Bytes::from(vec![0; MAX_FRAME_LEN]),
+        };
+        let mut out = b"kept".to_vec();
+        assert!(matches!(
+            tl.sealer.seal(&record, &mut out),
+            Err(L2Error::RecordTooLarge(_))
+        ));
+        assert_eq!(out, b"kept");
     }
 
     /// A wrong PSK fails the handshake cleanly on the side that reads the first bad message.
@@ -577,7 +781,7 @@ mod tests {
         assert_eq!(rl, Ok(()));
         assert!(!f.is_open() && !l.is_open());
         assert_eq!(f.handle_data(b"more"), Err(L2Error::Failed));
-        assert_eq!(f.send_record(&Record::Kcm), Err(L2Error::Failed));
+        assert!(f.take_transport().is_none());
     }
 
     /// Two Leaders (or any other preamble) fail at the preamble.
@@ -615,24 +819,29 @@ mod tests {
         assert_eq!(f.handle_data(&bytes), Err(L2Error::FrameTooLarge(65536)));
     }
 
-    /// A length prefix larger than any record is refused on an open connection too.
+    /// On an open connection: a length prefix larger than any record, tampered ciphertext, and a
+    /// well-sealed record of an unknown type are each an error of the opener.
     #[test]
-    fn oversized_frame_on_open_connection_fails() {
-        let (mut l, mut f) = pair(&KEY, &KEY);
-        assert_eq!(pump(&mut l, &mut f), (Ok(()), Ok(())));
+    fn bad_frames_on_an_open_connection_fail() {
+        let (mut tl, _) = transports(&KEY);
         let too_big = (MAX_FRAME_LEN as u32 + 1).to_be_bytes();
         assert_eq!(
-            l.handle_data(&too_big),
+            opened(&mut tl.opener, &too_big),
             Err(L2Error::FrameTooLarge(MAX_FRAME_LEN as u32 + 1))
         );
-        // Tampered ciphertext is a decrypt failure.
-        let (mut l, mut f) = pair(&KEY, &KEY);
-        assert_eq!(pump(&mut l, &mut f), (Ok(()), Ok(())));
-        f.send_record(&Record::Ack { seqnum: 1 }).expect("ack");
-        let mut b = f.poll_transmit().expect("bytes");
+        let (mut tl, mut tf) = transports(&KEY);
+        let mut b = sealed(&mut tf.sealer, &[Record::Ack { seqnum: 1 }]);
         let last = b.len() - 1;
         b[last] ^= 1;
-        assert_eq!(l.handle_data(&b), Err(L2Error::DecryptFailed));
+        assert_eq!(opened(&mut tl.opener, &b), Err(L2Error::DecryptFailed));
+
+        let (mut tl, mut tf) = transports(&KEY);
+        let mut frame = vec![0, 0, 0, 2 + 16, 0x09, 0x00];
+        tf.sealer.seal_in_place(&mut frame, 4).expect("seal");
+        assert_eq!(
+            opened(&mut tl.opener, &frame),
+            Err(L2Error::BadRecord(RecordError::UnknownType(0x09)))
+        );
     }
 
     /// Through a relay: the relay line comes first, the preamble only after `ok\n`; a relay error
@@ -705,27 +914,27 @@ mod tests {
         assert_eq!(l.poll_transmit().expect("m1"), m1);
         f.handle_data(&[LEADER_PREAMBLE, &m1].concat())
             .expect("m1 in");
-        assert_eq!(f.poll_transmit().expect("m2"), [&m2[..], &kcm_f].concat());
+        assert_eq!(f.poll_transmit().expect("m2"), m2);
+        let mut tf = f.take_transport().expect("tf");
+        assert_eq!(sealed(&mut tf.sealer, &[Record::Kcm]), kcm_f);
         l.handle_data(&[&m2[..], &kcm_f].concat()).expect("m2 in");
+        assert_eq!(events(&mut l), vec![L2Event::HandshakeDone]);
+        let mut tl = l.take_transport().expect("tl");
+        assert_eq!(opened(&mut tl.opener, &[]), Ok(vec![Record::Kcm]));
         assert_eq!(
-            events(&mut l),
-            vec![L2Event::HandshakeDone, L2Event::Record(Record::Kcm)]
-        );
-        l.send_record(&Record::Kcm).expect("kcm");
-        l.send_record(&Record::Ping([1, 2, 3, 4])).expect("ping");
-        assert_eq!(
-            l.poll_transmit().expect("kcm+ping"),
+            sealed(&mut tl.sealer, &[Record::Kcm, Record::Ping([1, 2, 3, 4])]),
             [&kcm_l[..], &ping].concat()
         );
 
-        let data: Vec<u8> = (0..70_000u32).map(|i| (i % 256) as u8).collect();
-        f.send_record(&Record::Data {
-            scid: 1,
-            seqnum: 0,
-            data,
-        })
-        .expect("big");
-        let big = f.poll_transmit().expect("big frame");
+        let data: Bytes = (0..70_000u32).map(|i| (i % 256) as u8).collect();
+        let big = sealed(
+            &mut tf.sealer,
+            &[Record::Data {
+                scid: 1,
+                seqnum: 0,
+                data,
+            }],
+        );
         assert_eq!(&big[..4], &70_041u32.to_be_bytes());
         assert_eq!(
             hex::encode(sha2::Sha256::digest(&big[4..])),

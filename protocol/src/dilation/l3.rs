@@ -1,7 +1,9 @@
 //! L3: the Dilation records carried inside the L2 Noise frames.
 //!
 //! Stateless codec (no states). Input: a decrypted record (bytes); output: a [`Record`], or a
-//! [`RecordError`] for an unknown type byte or a truncated body. Encoding is infallible.
+//! [`RecordError`] for an unknown type byte or a truncated body. Encoding is infallible. DATA
+//! payloads are [`Bytes`]: decoding slices the decrypted frame and cloning a record (for replay)
+//! copies no payload.
 //!
 //! | type  | byte | layout after the type byte           |
 //! |-------|------|--------------------------------------|
@@ -15,6 +17,8 @@
 //!
 //! Integers are big-endian u32. Mirrors `src/wormhole/_dilation/encode.py` and `parse_record` /
 //! `encode_record` of `connection.py` (magic-wormhole 0.24; PROTOCOL.md §4 "L3 records").
+
+use bytes::Bytes;
 
 /// Subchannel id: odd ids are allocated by the Leader, even ids by the Follower; 0 is unused.
 pub type SubchannelId = u32;
@@ -56,7 +60,7 @@ pub enum Record {
         /// L4 sequence number.
         seqnum: Seqnum,
         /// The payload.
-        data: Vec<u8>,
+        data: Bytes,
     },
     /// Closes our write half of subchannel `scid`.
     Close {
@@ -102,23 +106,39 @@ impl Record {
     /// The record's bytes.
     #[must_use]
     pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.encoded_len());
+        self.encode_into(&mut out);
+        out
+    }
+
+    /// Appends the record's bytes to `out`.
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
         match self {
-            Self::Kcm => vec![T_KCM],
-            Self::Ping(id) => [&[T_PING][..], id].concat(),
-            Self::Pong(id) => [&[T_PONG][..], id].concat(),
+            Self::Kcm => out.push(T_KCM),
+            Self::Ping(id) => {
+                out.push(T_PING);
+                out.extend_from_slice(id);
+            }
+            Self::Pong(id) => {
+                out.push(T_PONG);
+                out.extend_from_slice(id);
+            }
             Self::Open {
                 scid,
                 seqnum,
                 subprotocol,
-            } => header(T_OPEN, *scid, *seqnum, subprotocol.as_bytes()),
-            Self::Data { scid, seqnum, data } => header(T_DATA, *scid, *seqnum, data),
-            Self::Close { scid, seqnum } => header(T_CLOSE, *scid, *seqnum, &[]),
-            Self::Ack { seqnum } => [&[T_ACK][..], &seqnum.to_be_bytes()].concat(),
+            } => header(out, T_OPEN, *scid, *seqnum, subprotocol.as_bytes()),
+            Self::Data { scid, seqnum, data } => header(out, T_DATA, *scid, *seqnum, data),
+            Self::Close { scid, seqnum } => header(out, T_CLOSE, *scid, *seqnum, &[]),
+            Self::Ack { seqnum } => {
+                out.push(T_ACK);
+                out.extend_from_slice(&seqnum.to_be_bytes());
+            }
         }
     }
 
-    /// Parses one decrypted record.
-    pub fn decode(bytes: &[u8]) -> Result<Self, RecordError> {
+    /// Parses one decrypted record; a DATA payload is a slice of `bytes` (no copy).
+    pub fn decode(bytes: Bytes) -> Result<Self, RecordError> {
         let (&kind, body) = bytes.split_first().ok_or(RecordError::Empty)?;
         let bad = || RecordError::BadLength {
             kind,
@@ -144,11 +164,14 @@ impl Record {
                     subprotocol,
                 })
             }
-            T_DATA => Ok(Self::Data {
-                data: rest()?.to_vec(),
-                scid: u32::from_be_bytes(four(0)?),
-                seqnum: u32::from_be_bytes(four(4)?),
-            }),
+            T_DATA => {
+                rest()?;
+                Ok(Self::Data {
+                    scid: u32::from_be_bytes(four(0)?),
+                    seqnum: u32::from_be_bytes(four(4)?),
+                    data: bytes.slice(DATA_HEADER_LEN..),
+                })
+            }
             T_CLOSE => {
                 exact(8)?;
                 Ok(Self::Close {
@@ -190,13 +213,11 @@ impl Record {
     }
 }
 
-fn header(kind: u8, scid: u32, seqnum: u32, tail: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(DATA_HEADER_LEN + tail.len());
+fn header(out: &mut Vec<u8>, kind: u8, scid: u32, seqnum: u32, tail: &[u8]) {
     out.push(kind);
     out.extend_from_slice(&scid.to_be_bytes());
     out.extend_from_slice(&seqnum.to_be_bytes());
     out.extend_from_slice(tail);
-    out
 }
 
 #[cfg(test)]
@@ -222,7 +243,7 @@ mod tests {
                 Record::Data {
                     scid: 0x0102_0304,
                     seqnum: 0xffff_fffe,
-                    data: b"hi".to_vec(),
+                    data: Bytes::from_static(b"hi"),
                 },
                 vec![4, 1, 2, 3, 4, 0xff, 0xff, 0xff, 0xfe, b'h', b'i'],
             ),
@@ -230,7 +251,7 @@ mod tests {
                 Record::Data {
                     scid: 2,
                     seqnum: 0,
-                    data: vec![],
+                    data: Bytes::new(),
                 },
                 vec![4, 0, 0, 0, 2, 0, 0, 0, 0],
             ),
@@ -243,19 +264,17 @@ mod tests {
         for (record, bytes) in cases {
             assert_eq!(record.encode(), bytes, "{record:?}");
             assert_eq!(record.encoded_len(), bytes.len(), "{record:?}");
-            assert_eq!(Record::decode(&bytes), Ok(record));
+            assert_eq!(Record::decode(bytes.into()), Ok(record));
         }
     }
 
     /// An unknown type byte, an empty record and truncated bodies are typed errors, not panics.
     #[test]
     fn unknown_and_truncated_records_are_errors() {
-        assert_eq!(Record::decode(&[7]), Err(RecordError::UnknownType(7)));
-        assert_eq!(
-            Record::decode(&[0xff, 1, 2]),
-            Err(RecordError::UnknownType(0xff))
-        );
-        assert_eq!(Record::decode(&[]), Err(RecordError::Empty));
+        let decode = |bytes: &[u8]| Record::decode(Bytes::copy_from_slice(bytes));
+        assert_eq!(decode(&[7]), Err(RecordError::UnknownType(7)));
+        assert_eq!(decode(&[0xff, 1, 2]), Err(RecordError::UnknownType(0xff)));
+        assert_eq!(decode(&[]), Err(RecordError::Empty));
         for bad in [
             &[0, 0][..],
             &[1, 1, 2, 3],
@@ -266,12 +285,12 @@ mod tests {
             &[6, 0, 0, 1],
         ] {
             assert!(
-                matches!(Record::decode(bad), Err(RecordError::BadLength { .. })),
+                matches!(decode(bad), Err(RecordError::BadLength { .. })),
                 "{bad:?}"
             );
         }
         assert_eq!(
-            Record::decode(&[3, 0, 0, 0, 1, 0, 0, 0, 2, 0xff]),
+            decode(&[3, 0, 0, 0, 1, 0, 0, 0, 2, 0xff]),
             Err(RecordError::BadSubprotocol)
         );
     }

@@ -23,6 +23,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Instant;
 
+use bytes::Bytes;
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use serde_json::{json, Value};
@@ -39,7 +40,7 @@ use super::{
 };
 
 /// Largest DATA payload we put in one record: one record fits one Noise message.
-pub(crate) const MAX_DATA_PAYLOAD: usize = super::l2::NOISE_MAX_PAYLOAD - DATA_HEADER_LEN;
+pub const MAX_DATA_PAYLOAD: usize = super::l2::NOISE_MAX_PAYLOAD - DATA_HEADER_LEN;
 /// Most candidate connections at once.
 const MAX_CANDIDATES: usize = 32;
 /// Longest `please` side accepted (ours is 16 hex chars).
@@ -184,7 +185,12 @@ impl Dilation {
                 generation,
                 relay,
             } => self.connection_made(id, generation, relay),
-            Input::ConnectionData { id, data } => self.connection_data(now, id, &data),
+            Input::ConnectionData { id, data } => self.connection_data(id, &data),
+            Input::ConnectionRecord { id, record } => {
+                if self.conns.get(&id).is_some_and(Connection::is_handed_over) {
+                    self.got_record(now, id, record);
+                }
+            }
             Input::ConnectionLost { id } => {
                 if self.conns.remove(&id).is_some() {
                     if let State::Connected(_, conn) = self.state {
@@ -234,8 +240,8 @@ impl Dilation {
 
     /// Writes to a subchannel; returns how many bytes were accepted (fewer than `data.len()`
     /// when the outbound budget is full: then [`Event::WritesPaused`] is output, and the rest
-    /// should be written after [`Event::WritesResumed`]).
-    pub fn write(&mut self, scid: SubchannelId, data: &[u8]) -> Result<usize, SubchannelError> {
+    /// should be written after [`Event::WritesResumed`]). The records share `data` (no copy).
+    pub fn write(&mut self, scid: SubchannelId, data: &Bytes) -> Result<usize, SubchannelError> {
         self.check_running()?;
         self.subchannels.check_writable(scid)?;
         let mut accepted = 0;
@@ -249,7 +255,7 @@ impl Dilation {
                 .min(room - DATA_HEADER_LEN);
             let record = self
                 .outbound
-                .queue_data(scid, data[accepted..accepted + take].to_vec());
+                .queue_data(scid, data.slice(accepted..accepted + take));
             self.send(&record);
             accepted += take;
         }
@@ -412,16 +418,14 @@ impl Dilation {
         }
     }
 
-    fn connection_data(&mut self, now: Instant, id: ConnectionId, data: &[u8]) {
+    fn connection_data(&mut self, id: ConnectionId, data: &[u8]) {
         let Some(conn) = self.conns.get_mut(&id) else {
             return;
         };
         let result = conn.handle_data(data);
-        // Events decoded before an error are still processed (in order).
         while let Some(event) = self.conns.get_mut(&id).and_then(Connection::poll_event) {
             match event {
-                L2Event::HandshakeDone => {}
-                L2Event::Record(record) => self.got_record(now, id, record),
+                L2Event::HandshakeDone => self.secured(id),
             }
         }
         if let Err(error) = result {
@@ -437,6 +441,29 @@ impl Dilation {
             }
         } else {
             self.flush(id);
+        }
+    }
+
+    /// Hands a connection's transport to the host once its handshake is written; the Follower
+    /// then sends its KCM.
+    fn secured(&mut self, id: ConnectionId) {
+        self.flush(id);
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return;
+        };
+        let role = conn.role();
+        let Some(transport) = conn.take_transport() else {
+            return;
+        };
+        self.outputs.push_back(Output::Secured {
+            id,
+            transport: Box::new(transport),
+        });
+        if role == Role::Follower {
+            self.outputs.push_back(Output::SendRecord {
+                id,
+                record: Record::Kcm,
+            });
         }
     }
 
@@ -584,15 +611,11 @@ impl Dilation {
         let State::Connected(_, id) = self.state else {
             return;
         };
-        let Some(conn) = self.conns.get_mut(&id) else {
-            return;
-        };
-        if conn.send_record(record).is_ok() {
-            self.flush(id);
-        } else {
-            // Only a failed connection refuses a record; its loss is handled where it failed.
-            self.drop_connection(id);
-            self.lost();
+        if self.conns.get(&id).is_some_and(Connection::is_handed_over) {
+            self.outputs.push_back(Output::SendRecord {
+                id,
+                record: record.clone(),
+            });
         }
     }
 

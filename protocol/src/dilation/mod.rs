@@ -35,6 +35,14 @@
 //! - Write [`Output::Transmit`] bytes to the named connection in order; close it on
 //!   [`Output::CloseConnection`] (then no `ConnectionLost` is needed, and later input for that id
 //!   is ignored).
+//! - When a connection's handshake completes, [`Output::Secured`] hands its [`l2::Transport`]
+//!   to the host, after the connection's last `Transmit`. From then on the host seals every
+//!   [`Output::SendRecord`] for it with the transport's sealer (in order, after the bytes already
+//!   transmitted), and reads the socket into the opener's input (which already holds what
+//!   arrived after the handshake), feeding each opened record as [`Input::ConnectionRecord`]; an
+//!   opener error ends the connection (log it, close the socket, feed `ConnectionLost`). No
+//!   `ConnectionData` may follow `Secured` for that connection: a host that reads and reports
+//!   bytes concurrently must switch before it reads again.
 //! - Application data arrives as [`Event::SubchannelData`]; a host whose application reads
 //!   slowly stops reading the socket (TCP backpressure is Dilation's inbound flow control).
 //!   [`Dilation::write`] accepts at most what the outbound budget allows and returns how much it
@@ -56,7 +64,7 @@ pub mod subchannel;
 mod tests;
 
 pub use l3::SubchannelId;
-pub use manager::Dilation;
+pub use manager::{Dilation, MAX_DATA_PAYLOAD};
 pub use subchannel::SubchannelError;
 
 /// The dilation versions we speak, in preference order (`can-dilate`).
@@ -155,6 +163,13 @@ pub enum Input {
         /// The bytes.
         data: Vec<u8>,
     },
+    /// A record opened by a secured connection's [`l2::Opener`].
+    ConnectionRecord {
+        /// Which connection.
+        id: ConnectionId,
+        /// The record.
+        record: l3::Record,
+    },
     /// A connection ended (EOF or error).
     ConnectionLost {
         /// Which connection.
@@ -202,7 +217,22 @@ pub enum Output {
         /// The bytes.
         data: Vec<u8>,
     },
-    /// A connection failed (bad preamble, Noise handshake, frame or record): for the host's
+    /// A connection's handshake completed: seal its records and open its bytes with this
+    /// transport from now on (see the module docs).
+    Secured {
+        /// Which connection.
+        id: ConnectionId,
+        /// Both directions' ciphers; the opener holds the bytes read after the handshake.
+        transport: Box<l2::Transport>,
+    },
+    /// Seal this record with the connection's sealer and write it.
+    SendRecord {
+        /// Which connection.
+        id: ConnectionId,
+        /// The record.
+        record: l3::Record,
+    },
+    /// A connection failed (bad preamble or Noise handshake): for the host's
     /// log; a [`Output::CloseConnection`] for it follows.
     ConnectionFailed {
         /// Which connection.
@@ -246,7 +276,7 @@ pub enum Event {
         /// The subchannel.
         scid: SubchannelId,
         /// The bytes.
-        data: Vec<u8>,
+        data: bytes::Bytes,
     },
     /// A subchannel is closed both ways.
     SubchannelClosed {

@@ -17,6 +17,8 @@
 
 use std::collections::VecDeque;
 
+use bytes::Bytes;
+
 use super::l3::{Record, Seqnum, SubchannelId};
 
 /// The send side of L4: one per Dilation, surviving reconnections.
@@ -77,7 +79,7 @@ impl Outbound {
     }
 
     /// Queues a DATA; the caller has checked `room()`.
-    pub(crate) fn queue_data(&mut self, scid: SubchannelId, data: Vec<u8>) -> Record {
+    pub(crate) fn queue_data(&mut self, scid: SubchannelId, data: Bytes) -> Record {
         let seqnum = self.next();
         self.push(Record::Data { scid, seqnum, data })
     }
@@ -141,8 +143,14 @@ mod tests {
     fn seqnums_acks_and_replay() {
         let mut out = Outbound::new(1 << 20);
         assert_eq!(out.queue_open(1, "chat").seqnum(), Some(0));
-        assert_eq!(out.queue_data(1, b"a".to_vec()).seqnum(), Some(1));
-        assert_eq!(out.queue_data(3, b"b".to_vec()).seqnum(), Some(2));
+        assert_eq!(
+            out.queue_data(1, Bytes::from_static(b"a")).seqnum(),
+            Some(1)
+        );
+        assert_eq!(
+            out.queue_data(3, Bytes::from_static(b"b")).seqnum(),
+            Some(2)
+        );
         assert_eq!(out.queue_close(1).seqnum(), Some(3));
         out.handle_ack(1);
         let replay: Vec<Option<u32>> = out.replay().map(Record::seqnum).collect();
@@ -158,8 +166,8 @@ mod tests {
     fn budget_pauses_and_resumes() {
         let mut out = Outbound::new(100);
         assert_eq!(out.room(), 100);
-        out.queue_data(1, vec![0; 20]); // 29 bytes with its header
-        out.queue_data(1, vec![0; 60]); // 69 bytes
+        out.queue_data(1, Bytes::from(vec![0; 20])); // 29 bytes with its header
+        out.queue_data(1, Bytes::from(vec![0; 60])); // 69 bytes
         assert_eq!(out.room(), 2);
         assert!(out.pause());
         assert!(!out.pause());

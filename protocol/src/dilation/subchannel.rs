@@ -20,6 +20,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use bytes::Bytes;
+
 use super::l3::SubchannelId;
 use super::Role;
 
@@ -53,7 +55,7 @@ pub enum SubchannelError {
 
 #[derive(Debug, PartialEq, Eq)]
 enum State {
-    Held { data: Vec<Vec<u8>>, closed: bool },
+    Held { data: Vec<Bytes>, closed: bool },
     Open,
     LocalClosed { hidden: bool },
 }
@@ -105,7 +107,7 @@ pub(crate) enum RemoteClose {
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Released {
     pub(crate) scid: SubchannelId,
-    pub(crate) data: Vec<Vec<u8>>,
+    pub(crate) data: Vec<Bytes>,
     pub(crate) closed: bool,
 }
 
@@ -188,7 +190,7 @@ impl Subchannels {
             }
             if let State::Held { data, closed } = &mut sub.state {
                 let data = std::mem::take(data);
-                self.held_bytes -= data.iter().map(Vec::len).sum::<usize>();
+                self.held_bytes -= data.iter().map(Bytes::len).sum::<usize>();
                 let closed = *closed;
                 released.push(Released {
                     scid: *scid,
@@ -260,7 +262,7 @@ impl Subchannels {
     }
 
     /// The peer's DATA.
-    pub(crate) fn remote_data(&mut self, scid: SubchannelId, data: &[u8]) -> RemoteData {
+    pub(crate) fn remote_data(&mut self, scid: SubchannelId, data: &Bytes) -> RemoteData {
         let Some(sub) = self.table.get_mut(&scid) else {
             return RemoteData::Ignore;
         };
@@ -271,12 +273,12 @@ impl Subchannels {
                 if *closed {
                     RemoteData::Ignore
                 } else if self.held_bytes + data.len() > MAX_HELD_BYTES {
-                    self.held_bytes -= held.iter().map(Vec::len).sum::<usize>();
+                    self.held_bytes -= held.iter().map(Bytes::len).sum::<usize>();
                     sub.state = State::LocalClosed { hidden: true };
                     RemoteData::Refuse
                 } else {
                     self.held_bytes += data.len();
-                    held.push(data.to_vec());
+                    held.push(data.clone());
                     RemoteData::Held
                 }
             }
@@ -339,9 +341,15 @@ mod tests {
         let mut s = Subchannels::new(None);
         s.set_role(Role::Follower);
         assert_eq!(s.remote_open(1, "chat"), RemoteOpen::Held);
-        assert_eq!(s.remote_data(1, b"hi"), RemoteData::Held);
+        assert_eq!(
+            s.remote_data(1, &Bytes::from_static(b"hi")),
+            RemoteData::Held
+        );
         assert_eq!(s.remote_open(3, "chat"), RemoteOpen::Held);
-        assert_eq!(s.remote_data(3, b"yo"), RemoteData::Held);
+        assert_eq!(
+            s.remote_data(3, &Bytes::from_static(b"yo")),
+            RemoteData::Held
+        );
         assert_eq!(s.remote_close(3), RemoteClose::Ignore);
         assert_eq!(s.listen("other"), vec![]);
         let released = s.listen("chat");
@@ -350,18 +358,24 @@ mod tests {
             vec![
                 Released {
                     scid: 1,
-                    data: vec![b"hi".to_vec()],
+                    data: vec![Bytes::from_static(b"hi")],
                     closed: false
                 },
                 Released {
                     scid: 3,
-                    data: vec![b"yo".to_vec()],
+                    data: vec![Bytes::from_static(b"yo")],
                     closed: true
                 },
             ]
         );
-        assert_eq!(s.remote_data(1, b"more"), RemoteData::Deliver);
-        assert_eq!(s.remote_data(3, b"late"), RemoteData::Ignore);
+        assert_eq!(
+            s.remote_data(1, &Bytes::from_static(b"more")),
+            RemoteData::Deliver
+        );
+        assert_eq!(
+            s.remote_data(3, &Bytes::from_static(b"late")),
+            RemoteData::Ignore
+        );
         assert_eq!(s.remote_open(5, "chat"), RemoteOpen::Deliver);
     }
 
@@ -372,7 +386,10 @@ mod tests {
         let mut s = Subchannels::new(Some(vec!["chat".into()]));
         s.set_role(Role::Leader);
         assert_eq!(s.remote_open(2, "evil"), RemoteOpen::Refuse);
-        assert_eq!(s.remote_data(2, b"x"), RemoteData::Ignore);
+        assert_eq!(
+            s.remote_data(2, &Bytes::from_static(b"x")),
+            RemoteData::Ignore
+        );
         assert_eq!(s.remote_close(2), RemoteClose::Ignore);
         assert_eq!(s.remote_open(4, "chat"), RemoteOpen::Held);
     }
@@ -387,7 +404,10 @@ mod tests {
         s.close_local(a).expect("close");
         assert_eq!(s.check_writable(a), Err(SubchannelError::Closed(a)));
         assert_eq!(s.close_local(a), Err(SubchannelError::Closed(a)));
-        assert_eq!(s.remote_data(a, b"still"), RemoteData::Deliver);
+        assert_eq!(
+            s.remote_data(a, &Bytes::from_static(b"still")),
+            RemoteData::Deliver
+        );
         assert_eq!(s.remote_close(a), RemoteClose::Notify);
         assert_eq!(s.check_writable(a), Err(SubchannelError::Unknown(a)));
         let b = s.open_local("x").expect("b");
@@ -401,9 +421,18 @@ mod tests {
         let mut s = Subchannels::new(None);
         s.set_role(Role::Leader);
         assert_eq!(s.remote_open(2, "x"), RemoteOpen::Held);
-        assert_eq!(s.remote_data(2, &vec![0; MAX_HELD_BYTES]), RemoteData::Held);
-        assert_eq!(s.remote_data(2, b"1"), RemoteData::Refuse);
-        assert_eq!(s.remote_data(2, b"1"), RemoteData::Ignore);
+        assert_eq!(
+            s.remote_data(2, &Bytes::from(vec![0; MAX_HELD_BYTES])),
+            RemoteData::Held
+        );
+        assert_eq!(
+            s.remote_data(2, &Bytes::from_static(b"1")),
+            RemoteData::Refuse
+        );
+        assert_eq!(
+            s.remote_data(2, &Bytes::from_static(b"1")),
+            RemoteData::Ignore
+        );
         assert_eq!(s.listen("x"), vec![]);
         assert_eq!(s.remote_open(4, "x"), RemoteOpen::Deliver);
     }

@@ -27,6 +27,9 @@ struct Link {
     hold: [bool; 2],
     /// Through a transit relay: each side's `please relay` line, until both are complete.
     relay: Option<[Vec<u8>; 2]>,
+    /// Each end's transport once its machine handed it over (`Output::Secured`): the test is
+    /// the host, sealing `SendRecord`s and opening what arrives.
+    transport: [Option<l2::Transport>; 2],
 }
 
 struct Net {
@@ -162,6 +165,23 @@ impl Net {
                     link.inflight[1 - i].extend(data);
                 }
             }
+            Output::Secured { id, transport } => {
+                if let Some(link) = self.links.iter_mut().find(|l| l.ends[i] == id) {
+                    link.transport[i] = Some(*transport);
+                }
+            }
+            Output::SendRecord { id, record } => {
+                if let Some(link) = self.links.iter_mut().find(|l| l.ends[i] == id) {
+                    let mut frame = Vec::new();
+                    link.transport[i]
+                        .as_mut()
+                        .expect("records only after Secured")
+                        .sealer
+                        .seal(&record, &mut frame)
+                        .expect("seal");
+                    link.inflight[1 - i].extend(frame);
+                }
+            }
             Output::ConnectionFailed { .. } => {}
             Output::CloseConnection { id } => {
                 if let Some(pos) = self.links.iter().position(|l| l.ends[i] == id) {
@@ -209,18 +229,34 @@ impl Net {
                     self.link(g0, g1);
                 }
             }
-            for l in 0..self.links.len() {
+            let mut l = 0;
+            while l < self.links.len() {
+                let mut failed = false;
                 for to in 0..2 {
                     let link = &mut self.links[l];
-                    if link.hold[to] || link.inflight[to].is_empty() {
+                    if link.hold[to] {
                         continue;
                     }
                     let n = link.inflight[to].len().min(self.chunk);
                     let data: Vec<u8> = link.inflight[to].drain(..n).collect();
-                    let id = link.ends[to];
+                    match self.deliver(l, to, data) {
+                        Ok(moved) => progress |= moved,
+                        Err(()) => failed = true,
+                    }
+                    if failed {
+                        break;
+                    }
+                }
+                if failed {
+                    // The host closes a connection whose opener failed: both ends see it drop.
                     progress = true;
+                    let link = self.links.remove(l);
                     let now = self.now;
-                    self.peers[to].handle(now, Input::ConnectionData { id, data });
+                    for to in 0..2 {
+                        self.peers[to].handle(now, Input::ConnectionLost { id: link.ends[to] });
+                    }
+                } else {
+                    l += 1;
                 }
             }
             if !progress {
@@ -228,6 +264,34 @@ impl Net {
             }
         }
         panic!("the network never went quiet");
+    }
+
+    /// Hands bytes that arrived for peer `to` on link `l` to it, as the daemon does: raw until
+    /// its machine secured the connection, then through the opener as records. `Ok(moved)`;
+    /// `Err` if the opener failed.
+    fn deliver(&mut self, l: usize, to: usize, data: Vec<u8>) -> Result<bool, ()> {
+        let now = self.now;
+        let link = &mut self.links[l];
+        let id = link.ends[to];
+        let Some(transport) = link.transport[to].as_mut() else {
+            if data.is_empty() {
+                return Ok(false);
+            }
+            self.peers[to].handle(now, Input::ConnectionData { id, data });
+            return Ok(true);
+        };
+        let mut moved = !data.is_empty();
+        transport.opener.input().extend_from_slice(&data);
+        loop {
+            match transport.opener.next_record() {
+                Ok(Some(record)) => {
+                    moved = true;
+                    self.peers[to].handle(now, Input::ConnectionRecord { id, record });
+                }
+                Ok(None) => return Ok(moved),
+                Err(_) => return Err(()),
+            }
+        }
     }
 
     /// Makes a TCP connection between the two peers for their current generations.
@@ -239,6 +303,7 @@ impl Net {
             inflight: [VecDeque::new(), VecDeque::new()],
             hold: [false, false],
             relay: self.relay.then(|| [Vec::new(), Vec::new()]),
+            transport: [None, None],
         });
         let now = self.now;
         for (i, generation) in [(0, g0), (1, g1)] {
@@ -256,21 +321,15 @@ impl Net {
     /// Cuts every link: `deliver` bytes of what is in flight still arrive first (a partial
     /// frame), the rest is lost, and both ends see the connection drop.
     fn cut(&mut self, deliver: usize) {
-        let now = self.now;
-        for link in std::mem::take(&mut self.links) {
+        while !self.links.is_empty() {
             for to in 0..2 {
-                let n = link.inflight[to].len().min(deliver);
-                let data: Vec<u8> = link.inflight[to].iter().take(n).copied().collect();
-                if !data.is_empty() {
-                    self.peers[to].handle(
-                        now,
-                        Input::ConnectionData {
-                            id: link.ends[to],
-                            data,
-                        },
-                    );
-                }
+                let n = self.links[0].inflight[to].len().min(deliver);
+                let data: Vec<u8> = self.links[0].inflight[to].drain(..n).collect();
+                // A failing opener ends the link just the same.
+                let _ = self.deliver(0, to, data);
             }
+            let link = self.links.remove(0);
+            let now = self.now;
             for to in 0..2 {
                 self.peers[to].handle(now, Input::ConnectionLost { id: link.ends[to] });
             }
@@ -278,7 +337,9 @@ impl Net {
     }
 
     fn write_all(&mut self, i: usize, scid: SubchannelId, data: &[u8]) {
-        let n = self.peers[i].write(scid, data).expect("write");
+        let n = self.peers[i]
+            .write(scid, &bytes::Bytes::copy_from_slice(data))
+            .expect("write");
         assert_eq!(n, data.len(), "the budget is large enough here");
     }
 
@@ -522,7 +583,7 @@ fn replay_after_lost_connection() {
     // Close: our CLOSE, answered by the peer's CLOSE.
     net.peers[l].close(scid).expect("close");
     assert_eq!(
-        net.peers[l].write(scid, b"late"),
+        net.peers[l].write(scid, &bytes::Bytes::from_static(b"late")),
         Err(SubchannelError::Closed(scid))
     );
     net.pump();
@@ -568,7 +629,7 @@ fn flow_control_pauses_and_resumes() {
     net.peers[f].listen("bulk");
     let scid = net.peers[l].open("bulk").expect("open");
     net.links[0].hold[f] = true; // the follower reads nothing, so it ACKs nothing
-    let stream = pattern(500_000, 9);
+    let stream = bytes::Bytes::from(pattern(500_000, 9));
     let mut written = net.peers[l].write(scid, &stream).expect("write");
     assert!(
         written < budget,
@@ -582,13 +643,15 @@ fn flow_control_pauses_and_resumes() {
     );
     net.pump();
     assert_eq!(net.count(l, |e| *e == Event::WritesPaused), 1);
-    assert_eq!(net.peers[l].write(scid, &stream[written..]), Ok(0));
+    assert_eq!(net.peers[l].write(scid, &stream.slice(written..)), Ok(0));
     // The reader catches up.
     net.links[0].hold[f] = false;
     while written < stream.len() {
         net.pump();
         assert!(!net.peers[l].writes_paused());
-        written += net.peers[l].write(scid, &stream[written..]).expect("write");
+        written += net.peers[l]
+            .write(scid, &stream.slice(written..))
+            .expect("write");
     }
     net.pump();
     assert!(net.count(l, |e| *e == Event::WritesResumed) >= 1);
@@ -629,20 +692,13 @@ fn missed_pongs_reconnect() {
     assert!(net.peers[1 - l].is_connected());
 }
 
-/// A length prefix larger than any record closes that connection, and Dilation reconnects.
+/// A length prefix larger than any record fails the opener; the host closes that connection,
+/// and Dilation reconnects.
 #[test]
 fn oversized_length_prefix_drops_connection() {
     let mut net = Net::connected();
     let f = 1 - net.leader();
-    let id = net.links[0].ends[f];
-    let now = net.now;
-    net.peers[f].handle(
-        now,
-        Input::ConnectionData {
-            id,
-            data: vec![0xff, 0xff, 0xff, 0xff],
-        },
-    );
+    net.links[0].inflight[f].extend([0xff, 0xff, 0xff, 0xff]);
     net.pump();
     assert_eq!(net.count(f, |e| *e == Event::Disconnected), 1);
     assert!(net.events[f].contains(&Event::Connected { generation: 2 }));

@@ -1,7 +1,13 @@
 //! The socket tasks of a dilated wormhole: the L2 listener and dialers, one reader and one
-//! writer per TCP connection, and one Unix socket per subchannel. They only move bytes and
-//! report to the [`DilationHost`](super::DilationHost) through [`Io`] messages; `send().await`
-//! on each report keeps a reader from running ahead of the actor.
+//! writer per TCP connection, and one Unix socket per subchannel. They move bytes, and the
+//! connection tasks also seal and open records with the transport the machine handed over
+//! (`Output::Secured`); they report to the [`DilationHost`](super::DilationHost) through [`Io`]
+//! messages; `send().await` on each report keeps a reader from running ahead of the actor.
+//!
+//! Threads: the listener, dialers and subchannel sockets run on the actor's arbiter; every TCP
+//! connection's reader and writer run on a small runtime of their own ([`CONNECTION_THREADS`]
+//! threads shared by all wormholes), so that sealing, opening and TCP copies proceed beside the
+//! machines, and a connection's two directions beside each other.
 
 use std::cell::Cell;
 use std::io;
@@ -11,20 +17,28 @@ use std::path::Path;
 use std::time::Duration;
 
 use actix::Recipient;
+use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpStream, UnixListener, UnixStream};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
-use wormhole_protocol::dilation::{ConnectionId, Generation, SubchannelId};
+use wormhole_protocol::dilation::l2::Sealer;
+use wormhole_protocol::dilation::l3::Record;
+use wormhole_protocol::dilation::{ConnectionId, Generation, SubchannelId, MAX_DATA_PAYLOAD};
 use wormhole_protocol::transit::hints::DirectHint;
 
-use super::Io;
+use super::{Io, RawData};
 
-/// Bytes read from a TCP connection at once.
-const TCP_READ: usize = 64 << 10;
+/// Bytes read from a TCP connection at once, once its records are opened here.
+const TCP_READ: usize = 256 << 10;
 
-/// Bytes read from a subchannel client at once.
-const CLIENT_READ: usize = 16 << 10;
+/// Bytes read from a TCP connection at once during its handshake.
+const RAW_READ: usize = 4 << 10;
+
+/// Bytes read from a subchannel client at once: one DATA record's payload, so that each record
+/// is one Noise message (a frame of 65535 bytes).
+const CLIENT_READ: usize = MAX_DATA_PAYLOAD;
 
 /// How long one dial may take.
 const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -159,53 +173,165 @@ pub(super) async fn dial(
     }
 }
 
-/// Runs one TCP connection: returns its write queue, its writer task (which shuts the socket
-/// down once the queue is dropped and drained) and its reader task. Reads wait on `gate`.
+/// Threads of the runtime that runs every TCP connection's reader and writer (sealing and
+/// opening records is the heavy part of Dilation: it runs there, not on the actor's thread).
+const CONNECTION_THREADS: usize = 2;
+
+/// Bytes written to a TCP connection at once, at most (records queued together are batched).
+const TCP_WRITE_BATCH: usize = 256 << 10;
+
+/// The runtime of the connection tasks, made on first use and shared by every wormhole.
+fn connection_runtime() -> io::Result<&'static tokio::runtime::Runtime> {
+    static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    if let Some(runtime) = RUNTIME.get() {
+        return Ok(runtime);
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(CONNECTION_THREADS)
+        .thread_name("dilation-io")
+        .enable_all()
+        .build()?;
+    Ok(RUNTIME.get_or_init(|| runtime))
+}
+
+/// What a connection's writer is given, in order.
+pub(super) enum Outgoing {
+    /// Bytes to write as they are (relay line, preamble, handshake).
+    Raw(Vec<u8>),
+    /// The handshake is done: seal every later record with this.
+    Secure(Box<Sealer>),
+    /// A record to seal and write.
+    Record(Record),
+}
+
+/// One TCP connection's queue and tasks (on the connection runtime).
+pub(super) struct ConnectionTasks {
+    pub(super) writer: mpsc::UnboundedSender<Outgoing>,
+    pub(super) write_task: JoinHandle<()>,
+    pub(super) read_task: JoinHandle<()>,
+}
+
+/// Runs one TCP connection on the connection runtime: a writer (which shuts the socket down
+/// once its queue is dropped and drained) and a reader. The reader reports raw bytes with
+/// [`RawData`] until the reply hands it the [`Opener`]; then it opens records itself and
+/// reports them in batches ([`Io::Records`]). Reads wait on `gate`.
 pub(super) fn run_connection(
     id: ConnectionId,
     stream: TcpStream,
+    gate: watch::Receiver<bool>,
+    me: Recipient<Io>,
+    raw: Recipient<RawData>,
+) -> io::Result<ConnectionTasks> {
+    let _ = stream.set_nodelay(true);
+    let stream = stream.into_std()?;
+    let runtime = connection_runtime()?;
+    let (tx, rx) = mpsc::unbounded_channel::<Outgoing>();
+    let (read_half, write_half) = {
+        let _guard = runtime.enter();
+        TcpStream::from_std(stream)?.into_split()
+    };
+    let write_task = runtime.spawn(write_connection(id, write_half, rx));
+    let read_task = runtime.spawn(read_connection(id, read_half, gate, me, raw));
+    Ok(ConnectionTasks {
+        writer: tx,
+        write_task,
+        read_task,
+    })
+}
+
+async fn write_connection(
+    id: ConnectionId,
+    mut write: OwnedWriteHalf,
+    mut queue: mpsc::UnboundedReceiver<Outgoing>,
+) {
+    let mut sealer: Option<Sealer> = None;
+    let mut out: Vec<u8> = Vec::with_capacity(TCP_WRITE_BATCH + (64 << 10));
+    while let Some(first) = queue.recv().await {
+        let mut next = Some(first);
+        while let Some(item) = next.take() {
+            match item {
+                Outgoing::Raw(bytes) => out.extend_from_slice(&bytes),
+                Outgoing::Secure(s) => sealer = Some(*s),
+                Outgoing::Record(record) => {
+                    let Some(sealer) = sealer.as_mut() else {
+                        tracing::warn!(id, "dilation: a record before the handshake; dropped");
+                        continue;
+                    };
+                    if let Err(e) = sealer.seal(&record, &mut out) {
+                        tracing::warn!(id, error = %e, "dilation: cannot seal a record");
+                        return;
+                    }
+                }
+            }
+            if out.len() < TCP_WRITE_BATCH {
+                next = queue.try_recv().ok();
+            }
+        }
+        if let Err(e) = write.write_all(&out).await {
+            tracing::debug!(id, error = %e, "dilation: write failed");
+            return;
+        }
+        out.clear();
+    }
+    let _ = write.shutdown().await;
+}
+
+async fn read_connection(
+    id: ConnectionId,
+    mut read: OwnedReadHalf,
     mut gate: watch::Receiver<bool>,
     me: Recipient<Io>,
-) -> (
-    mpsc::UnboundedSender<Vec<u8>>,
-    JoinHandle<()>,
-    JoinHandle<()>,
+    raw: Recipient<RawData>,
 ) {
-    let _ = stream.set_nodelay(true);
-    let (mut read, mut write) = stream.into_split();
-    let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
-    let writer = actix::spawn(async move {
-        while let Some(data) = rx.recv().await {
-            if let Err(e) = write.write_all(&data).await {
-                tracing::debug!(id, error = %e, "dilation: write failed");
-                return;
-            }
-        }
-        let _ = write.shutdown().await;
-    });
-    let reader = actix::spawn(async move {
-        let mut buf = vec![0; TCP_READ];
-        loop {
-            if gate.wait_for(|open| *open).await.is_err() {
-                return;
-            }
-            let report = match read.read(&mut buf).await {
-                Ok(0) | Err(_) => None,
-                Ok(n) => Some(Io::Data {
-                    id,
-                    data: buf[..n].to_vec(),
-                }),
-            };
-            let Some(report) = report else {
+    // Raw bytes until the machine secures the connection.
+    let mut buf = vec![0; RAW_READ];
+    let mut opener = loop {
+        let n = match read.read(&mut buf).await {
+            Ok(0) | Err(_) => {
                 let _ = me.send(Io::Lost { id }).await;
                 return;
-            };
-            if me.send(report).await.is_err() {
-                return;
+            }
+            Ok(n) => n,
+        };
+        let data = buf[..n].to_vec();
+        match raw.send(RawData { id, data }).await {
+            Ok(Some(opener)) => break opener,
+            Ok(None) => {}
+            Err(_) => return,
+        }
+    };
+    drop(buf);
+    loop {
+        let mut records = Vec::new();
+        loop {
+            match opener.next_record() {
+                Ok(Some(record)) => records.push(record),
+                Ok(None) => break,
+                Err(error) => {
+                    if !records.is_empty() {
+                        let _ = me.send(Io::Records { id, records }).await;
+                    }
+                    let _ = me.send(Io::Failed { id, error }).await;
+                    return;
+                }
             }
         }
-    });
-    (tx, writer, reader)
+        if !records.is_empty() && me.send(Io::Records { id, records }).await.is_err() {
+            return;
+        }
+        if gate.wait_for(|open| *open).await.is_err() {
+            return;
+        }
+        let input = opener.input();
+        input.reserve(TCP_READ);
+        match read.read_buf(input).await {
+            Ok(0) | Err(_) => {
+                let _ = me.send(Io::Lost { id }).await;
+                return;
+            }
+            Ok(_) => {}
+        }
+    }
 }
 
 /// Binds a Unix socket only our user may connect to.
@@ -233,9 +359,9 @@ pub(super) fn run_client(
     gauge: std::rc::Rc<Gauge>,
     mut reads: watch::Receiver<bool>,
     me: Recipient<Io>,
-) -> (mpsc::UnboundedSender<Vec<u8>>, Vec<JoinHandle<()>>) {
+) -> (mpsc::UnboundedSender<Bytes>, Vec<JoinHandle<()>>) {
     let (mut read, mut write) = stream.into_split();
-    let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
+    let (tx, mut rx) = mpsc::unbounded_channel::<Bytes>();
     actix::spawn(async move {
         let mut healthy = true;
         while let Some(data) = rx.recv().await {
@@ -250,16 +376,17 @@ pub(super) fn run_client(
         let _ = write.shutdown().await;
     });
     let reader = actix::spawn(async move {
-        let mut buf = vec![0; CLIENT_READ];
+        let mut buf = BytesMut::new();
         loop {
             if reads.wait_for(|open| *open).await.is_err() {
                 return;
             }
-            let report = match read.read(&mut buf).await {
+            buf.reserve(CLIENT_READ);
+            let report = match read.read_buf(&mut buf).await {
                 Ok(0) | Err(_) => None,
-                Ok(n) => Some(Io::ClientData {
+                Ok(_) => Some(Io::ClientData {
                     scid,
-                    data: buf[..n].to_vec(),
+                    data: buf.split().freeze(),
                 }),
             };
             let Some(report) = report else {

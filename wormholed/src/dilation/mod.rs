@@ -25,12 +25,13 @@
 
 mod io;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::Instant;
 
 use actix::prelude::*;
+use bytes::Bytes;
 use tokio::net::{TcpStream, UnixStream};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -39,6 +40,8 @@ use wormhole_protocol::control::{
     ResponseBody, WormholeId,
 };
 use wormhole_protocol::crypto;
+use wormhole_protocol::dilation::l2::{self, L2Error, Opener};
+use wormhole_protocol::dilation::l3::Record;
 use wormhole_protocol::dilation::{
     ConnectionId, Dilation, Event as DilationEvent, Generation, Input as DilationInput,
     Output as DilationOutput, SubchannelId,
@@ -53,7 +56,7 @@ use crate::host::Feed;
 use crate::registry::{Client, ToClient, WormholeNote};
 use crate::transit::TransitConfig;
 
-use self::io::Gauge;
+use self::io::{ConnectionTasks, Gauge, Outgoing};
 
 /// Bytes waiting for subchannel clients above which TCP reads pause.
 pub(crate) const CLIENT_HIGH_WATER: usize = 1 << 20;
@@ -118,12 +121,19 @@ pub(crate) enum Io {
         /// Our direct hints (empty if the listener could not be bound).
         direct: Vec<DirectHint>,
     },
-    /// Bytes from a TCP connection.
-    Data {
+    /// Records opened by a secured connection's reader, in order.
+    Records {
         /// Which connection.
         id: ConnectionId,
-        /// The bytes.
-        data: Vec<u8>,
+        /// The records.
+        records: Vec<Record>,
+    },
+    /// A secured connection's bytes failed to open (bad frame, decryption, record): it ends.
+    Failed {
+        /// Which connection.
+        id: ConnectionId,
+        /// Why.
+        error: L2Error,
     },
     /// A TCP connection ended.
     Lost {
@@ -142,13 +152,22 @@ pub(crate) enum Io {
         /// The subchannel.
         scid: SubchannelId,
         /// The bytes.
-        data: Vec<u8>,
+        data: Bytes,
     },
     /// The subchannel client half-closed or went away.
     ClientEof {
         /// The subchannel.
         scid: SubchannelId,
     },
+}
+
+/// Bytes read from a TCP connection before its handshake completed; the reply hands the reader
+/// the connection's opener once the machine secured it (then the reader opens records itself).
+#[derive(Message)]
+#[rtype(result = "Option<Opener>")]
+pub(crate) struct RawData {
+    id: ConnectionId,
+    data: Vec<u8>,
 }
 
 /// Fixed parameters of one dilated wormhole.
@@ -171,23 +190,15 @@ pub(crate) struct DilationSetup {
     pub(crate) machine: Dilation,
 }
 
-/// One TCP connection's write queue and tasks.
-struct Connection {
-    writer: mpsc::UnboundedSender<Vec<u8>>,
-    /// Writes the queue, then shuts the socket down once `writer` is dropped.
-    write_task: JoinHandle<()>,
-    read_task: JoinHandle<()>,
-}
-
 /// One subchannel's client side.
 struct Subchannel {
     /// The socket path, until a client connected.
     path: Option<PathBuf>,
     /// Bytes for the client; `None` until it connects (then `backlog` holds them).
-    to_client: Option<mpsc::UnboundedSender<Vec<u8>>>,
-    backlog: Vec<Vec<u8>>,
+    to_client: Option<mpsc::UnboundedSender<Bytes>>,
+    backlog: Vec<Bytes>,
     /// Client bytes the machine has not accepted yet (its budget was full).
-    pending: Vec<u8>,
+    pending: VecDeque<Bytes>,
     /// The client half-closed; close our half once `pending` is written.
     eof: bool,
     /// Closed both ways before a client connected: the socket stays until one connects and
@@ -209,7 +220,9 @@ pub(crate) struct DilationHost {
     machine: Dilation,
     timer: Option<(Instant, SpawnHandle)>,
     next_connection: ConnectionId,
-    connections: HashMap<ConnectionId, Connection>,
+    connections: HashMap<ConnectionId, ConnectionTasks>,
+    /// Openers of connections the machine secured, until their reader takes them.
+    openers: HashMap<ConnectionId, Opener>,
     generations: HashMap<Generation, Vec<JoinHandle<()>>>,
     subchannels: HashMap<SubchannelId, Subchannel>,
     /// Who asked to `listen` for each subprotocol: its `subchannel-opened` events go there.
@@ -251,6 +264,7 @@ impl DilationHost {
             timer: None,
             next_connection: 1,
             connections: HashMap::new(),
+            openers: HashMap::new(),
             generations: HashMap::new(),
             subchannels: HashMap::new(),
             listeners: HashMap::new(),
@@ -319,16 +333,20 @@ impl DilationHost {
                     task.abort();
                 }
             }
-            DilationOutput::Transmit { id, data } => {
-                if let Some(connection) = self.connections.get(&id) {
-                    // A closed writer means the connection is going: its reader reports it.
-                    let _ = connection.writer.send(data);
-                }
+            DilationOutput::Transmit { id, data } => self.to_connection(id, Outgoing::Raw(data)),
+            DilationOutput::Secured { id, transport } => {
+                let l2::Transport { sealer, opener } = *transport;
+                self.to_connection(id, Outgoing::Secure(Box::new(sealer)));
+                self.openers.insert(id, opener);
+            }
+            DilationOutput::SendRecord { id, record } => {
+                self.to_connection(id, Outgoing::Record(record));
             }
             DilationOutput::ConnectionFailed { id, error } => {
-                tracing::debug!(wormhole = self.id, connection = id, %error, "dilation: connection failed");
+                tracing::info!(wormhole = self.id, connection = id, %error, "dilation: connection failed");
             }
             DilationOutput::CloseConnection { id } => {
+                self.openers.remove(&id);
                 if let Some(connection) = self.connections.remove(&id) {
                     // Dropping the queue lets the writer finish what was transmitted, then
                     // shut the socket down; nothing more is read.
@@ -336,6 +354,13 @@ impl DilationHost {
                 }
             }
             DilationOutput::Event(event) => self.event(event, ctx),
+        }
+    }
+
+    fn to_connection(&self, id: ConnectionId, outgoing: Outgoing) {
+        if let Some(connection) = self.connections.get(&id) {
+            // A closed writer means the connection is going: its reader reports it.
+            let _ = connection.writer.send(outgoing);
         }
     }
 
@@ -486,7 +511,7 @@ impl DilationHost {
                 path: Some(path.clone()),
                 to_client: None,
                 backlog: Vec::new(),
-                pending: Vec::new(),
+                pending: VecDeque::new(),
                 eof: false,
                 closed: false,
                 tasks: vec![task],
@@ -521,19 +546,20 @@ impl DilationHost {
         let Some(sub) = self.subchannels.get_mut(&scid) else {
             return true;
         };
-        if !sub.pending.is_empty() {
-            match self.machine.write(scid, &sub.pending) {
+        while let Some(data) = sub.pending.front_mut() {
+            match self.machine.write(scid, data) {
+                Ok(n) if n == data.len() => {
+                    sub.pending.pop_front();
+                }
                 Ok(n) => {
-                    sub.pending.drain(..n);
+                    bytes::Buf::advance(data, n);
+                    return false;
                 }
                 Err(e) => {
                     tracing::debug!(scid, error = %e, "subchannel write");
                     sub.pending.clear();
                 }
             }
-        }
-        if !sub.pending.is_empty() {
-            return false;
         }
         if sub.eof {
             sub.eof = false;
@@ -591,7 +617,7 @@ fn drop_subchannel(sub: Subchannel, gauge: &Gauge) {
     if let Some(path) = &sub.path {
         remove_socket(path);
     }
-    let backlog: usize = sub.backlog.iter().map(Vec::len).sum();
+    let backlog: usize = sub.backlog.iter().map(Bytes::len).sum();
     gauge.sub(backlog);
     for task in sub.tasks {
         // The writer task is not in `tasks`: it ends by itself once `to_client` is dropped.
@@ -745,6 +771,18 @@ impl Handler<DilateCommand> for DilationHost {
     }
 }
 
+impl Handler<RawData> for DilationHost {
+    type Result = Option<Opener>;
+
+    fn handle(&mut self, RawData { id, data }: RawData, ctx: &mut Context<Self>) -> Option<Opener> {
+        if self.closing || !self.connections.contains_key(&id) {
+            return None;
+        }
+        self.feed(DilationInput::ConnectionData { id, data }, ctx);
+        self.openers.remove(&id)
+    }
+}
+
 impl Handler<Io> for DilationHost {
     type Result = ();
 
@@ -771,17 +809,21 @@ impl Handler<Io> for DilationHost {
                 }
                 let id = self.next_connection;
                 self.next_connection += 1;
-                let me = ctx.address().recipient::<Io>();
-                let (writer, write_task, read_task) =
-                    io::run_connection(id, stream, self.to_clients.open(), me);
-                self.connections.insert(
+                let me = ctx.address();
+                let tasks = match io::run_connection(
                     id,
-                    Connection {
-                        writer,
-                        write_task,
-                        read_task,
-                    },
-                );
+                    stream,
+                    self.to_clients.open(),
+                    me.clone().recipient(),
+                    me.recipient(),
+                ) {
+                    Ok(tasks) => tasks,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "dilation: cannot run a connection");
+                        return;
+                    }
+                };
+                self.connections.insert(id, tasks);
                 self.feed(
                     DilationInput::ConnectionMade {
                         id,
@@ -791,12 +833,25 @@ impl Handler<Io> for DilationHost {
                     ctx,
                 );
             }
-            Io::Data { id, data } => {
+            Io::Records { id, records } => {
                 if self.connections.contains_key(&id) {
-                    self.feed(DilationInput::ConnectionData { id, data }, ctx);
+                    let now = clock::now();
+                    for record in records {
+                        let input = DilationInput::ConnectionRecord { id, record };
+                        self.machine.handle(now, input);
+                    }
+                    self.flush(ctx);
+                }
+            }
+            Io::Failed { id, error } => {
+                if let Some(connection) = self.connections.remove(&id) {
+                    tracing::info!(wormhole = self.id, connection = id, %error, "dilation: connection failed");
+                    connection.write_task.abort();
+                    self.feed(DilationInput::ConnectionLost { id }, ctx);
                 }
             }
             Io::Lost { id } => {
+                self.openers.remove(&id);
                 if let Some(connection) = self.connections.remove(&id) {
                     connection.write_task.abort();
                     self.feed(DilationInput::ConnectionLost { id }, ctx);
@@ -833,7 +888,7 @@ impl Handler<Io> for DilationHost {
                 let Some(sub) = self.subchannels.get_mut(&scid) else {
                     return;
                 };
-                sub.pending.extend_from_slice(&data);
+                sub.pending.push_back(data);
                 if !self.write_pending(scid) {
                     self.client_reads.send_replace(false);
                 }
