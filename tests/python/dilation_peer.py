@@ -8,7 +8,11 @@ allocated code (printed on stderr as `Wormhole code is: <code>`), dilates it
   (seeded, so both sides can name them), then closes it; prints `sent N <sha256 hex>` on stdout;
 - --receive: listens for --subprotocol (listener_for) and reads one subchannel to its end;
   prints `received N <sha256 hex>` on stdout;
-- --no-dilation: creates the wormhole without dilation (no `can-dilate`), waits for the key.
+- --no-dilation: creates the wormhole without dilation (no `can-dilate`), waits for the key;
+- --unknown-record T (with --send or --receive): once dilated, first sends one L3 record whose
+  type byte is T (e.g. 9, which no version defines) on the live L2 connection, through the
+  library's own Noise framing (a test-only monkeypatch of `encode_record`); prints
+  `sent unknown record 0x09` on stderr.
 
 Progress goes to stderr (`dilated`, `subchannel closed`). Then it waits until stdin closes, closes
 the wormhole and exits 0. Only 127.0.0.1 is advertised as a direct hint.
@@ -37,6 +41,30 @@ def payload(size, seed=2024):
     return random.Random(seed).randbytes(size)
 
 
+def send_unknown_record(dw, type_byte):
+    """Send one record of type `type_byte` (and a 4-byte body) on the live L2 connection.
+
+    The reference has no way to send such a record, so `encode_record` of
+    `wormhole._dilation.connection` (which `_Record.send_record` calls to build the plaintext
+    it encrypts and frames) is wrapped to encode a test-only record type as its raw bytes.
+    """
+    from collections import namedtuple
+
+    from wormhole._dilation import connection
+
+    Unknown = namedtuple("Unknown", ["type_byte", "body"])
+    encode = connection.encode_record
+
+    def encode_record(record):
+        if isinstance(record, Unknown):
+            return bytes([record.type_byte]) + record.body
+        return encode(record)
+
+    connection.encode_record = encode_record
+    # when_dilated() fires once the manager has its selected connection.
+    dw._manager._connection.send_record(Unknown(type_byte, b"\x00\x00\x00\x2a"))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--relay-url", required=True, help="ws:// URL of the mailbox server")
@@ -49,6 +77,12 @@ def main():
     mode.add_argument("--send", type=int, metavar="N", help="bytes to send in a subchannel")
     mode.add_argument("--receive", action="store_true", help="read one subchannel")
     mode.add_argument("--no-dilation", action="store_true", help="do not offer dilation")
+    parser.add_argument(
+        "--unknown-record",
+        type=int,
+        metavar="T",
+        help="once dilated, send one record of type byte T on the live connection",
+    )
     args = parser.parse_args()
 
     from twisted.internet import reactor
@@ -118,6 +152,9 @@ def main():
                 yield dw.listener_for(args.subprotocol).listen(factory)
             yield dw.when_dilated()
             say(sys.stderr, "dilated")
+            if args.unknown_record is not None:
+                send_unknown_record(dw, args.unknown_record)
+                say(sys.stderr, f"sent unknown record {args.unknown_record:#04x}")
             if args.send is not None:
                 factory = Factory.forProtocol(Writer)
                 yield dw.connector_for(args.subprotocol).connect(factory)

@@ -13,6 +13,11 @@
 //!
 //! An OPEN for a subprotocol nobody listens for is held (docs/control-protocol.md, `listen`):
 //! no `subchannel-opened` until a `listen`, then its bytes arrive exactly.
+//!
+//! On a live L2 connection: a 4 GiB length prefix injected by a [`TcpProxy`], and a record of
+//! an unknown type sent by a real Noise peer (the reference library, monkeypatched by
+//! `dilation_peer.py --unknown-record`); each drops that connection, the wormhole reconnects
+//! and the subchannel's bytes arrive exactly.
 
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -401,6 +406,92 @@ fn a_bad_length_prefix_on_a_live_connection_is_dropped_and_the_wormhole_reconnec
     });
     assert_eq!(first.len(), sent);
     assert_eq!(sha256(&first), hash);
+    control.ok(json!({"op": "close", "wormhole": wormhole}));
+    control.event("closed");
+    peer.wait_with_timeout(TIMEOUT);
+}
+
+/// A record of an unknown type on a live L2 connection: the peer is the reference library
+/// (`dilation_peer.py --unknown-record 9`, a real Noise peer with the dilation key), which,
+/// once dilated, sends one record whose type byte is 0x09 through its own encryption and
+/// framing, then opens a subchannel and streams bytes. The daemon fails that connection with
+/// a logged reason (`dilation: connection failed` ... `unknown dilation record type 0x09`),
+/// reports `disconnected`, and the wormhole reconnects (`reconnected`: whichever side leads,
+/// the reference and we start a new generation); the OPEN and DATA records, which followed the
+/// bad record on the dropped connection, are replayed on the new one, so the subchannel
+/// carries every byte exactly. The daemon does not panic and keeps serving.
+#[test]
+fn a_record_of_an_unknown_type_on_a_live_connection_is_dropped_and_the_wormhole_reconnects() {
+    const SIZE: usize = 1 << 20;
+    let server = MailboxServer::start();
+    let relay = TransitRelay::start();
+    let mut daemon = Daemon::start_with_env(
+        &server.url(),
+        &[
+            ("WORMHOLE_TRANSIT_HELPER", &relay.hint()),
+            ("WORMHOLED_LOG", "info,wormholed=debug"),
+        ],
+    );
+    let mut control = Control::connect(&daemon);
+    let wormhole = control.ok(json!({"op": "dilate"}))["wormhole"].clone();
+    let code = control.event("code")["code"]
+        .as_str()
+        .expect("a code")
+        .to_owned();
+    control.ok(json!({"op": "listen", "wormhole": wormhole, "subprotocol": "test"}));
+    let size = SIZE.to_string();
+    let mut peer = Process::spawn(
+        Command::new(venv_python())
+            .arg(python_script("dilation_peer.py"))
+            .args(["--relay-url", &server.url(), "--transit-helper"])
+            .arg(relay.hint())
+            .args(["--code", &code, "--unknown-record", "9", "--send", &size])
+            .stdin(Stdio::piped()),
+    );
+    control.event("dilated");
+    peer.wait_for_stderr("`sent unknown record 0x09`", TIMEOUT, |l| {
+        (l == "sent unknown record 0x09").then_some(())
+    });
+    let logged =
+        daemon
+            .process()
+            .wait_for_stderr("`dilation: connection failed`", TIMEOUT, |line| {
+                let line = strip_ansi(line);
+                line.contains("dilation: connection failed").then_some(line)
+            });
+    assert!(
+        logged.contains("bad dilation record: unknown dilation record type 0x09"),
+        "{logged}"
+    );
+    control.event("disconnected");
+    control.event("reconnected");
+    let opened = control.event("subchannel-opened");
+    assert_eq!(opened["subprotocol"], "test", "{opened}");
+    let socket = opened["socket"].as_str().expect("a socket path");
+    let mut stream =
+        std::os::unix::net::UnixStream::connect(socket).expect("connect to the subchannel");
+    stream.set_read_timeout(Some(TIMEOUT)).expect("a timeout");
+    let mut received = Vec::new();
+    stream
+        .read_to_end(&mut received)
+        .expect("read the subchannel");
+    let (sent, hash) = peer.wait_for_stdout("`sent N HASH`", TIMEOUT, |l| {
+        let mut parts = l.strip_prefix("sent ")?.split_whitespace();
+        Some((
+            parts.next()?.parse::<usize>().ok()?,
+            parts.next()?.to_owned(),
+        ))
+    });
+    assert_eq!((received.len(), sent), (SIZE, SIZE));
+    assert_eq!(sha256(&received), hash);
+
+    let id = wormhole.to_string();
+    let listed = assert_success(&run(daemon.ctl().args(["dilate", "list"]), TIMEOUT));
+    assert!(listed.starts_with(&format!("{id} dilated ")), "{listed}");
+    control.ok(json!({"op": "list"}));
+    assert!(daemon.process().try_status().is_none(), "the daemon exited");
+    let log = daemon.process().report(std::time::Instant::now());
+    assert!(!log.contains("panicked"), "{log}");
     control.ok(json!({"op": "close", "wormhole": wormhole}));
     control.event("closed");
     peer.wait_with_timeout(TIMEOUT);
