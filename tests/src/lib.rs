@@ -19,6 +19,7 @@
 //!   `wormholectl` commands that talk to it.
 //! - [`control`]: [`Control`], a client of the daemon's control socket (ops, events).
 //! - [`proxy`]: [`TcpProxy`], a loopback TCP proxy a test can cut every connection of.
+//! - [`data`]: deterministic payloads ([`Noise`], [`noise`]) and [`sha256`].
 //! - [`tls`]: [`SelfSignedCert`] (made by the `openssl` command line) and
 //!   [`MailboxServer::start_tls`], the reference mailbox server on `wss://`.
 //!
@@ -51,6 +52,7 @@ use std::time::Duration;
 pub mod check;
 pub mod control;
 pub mod daemon;
+pub mod data;
 pub mod paths;
 pub mod process;
 pub mod proxy;
@@ -59,6 +61,7 @@ pub mod tls;
 
 pub use control::Control;
 pub use daemon::Daemon;
+pub use data::{noise, sha256, Noise};
 pub use paths::{bin_path, python_script, venv_dir, venv_python, workspace_dir};
 pub use process::{assert_success, run, Process};
 pub use proxy::TcpProxy;
