@@ -20,21 +20,18 @@ the wormhole and exits 0. Only 127.0.0.1 is advertised as a direct hint.
 
 import argparse
 import hashlib
+import os
 import random
 import sys
-import threading
 
-from wormhole import ipaddrs
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-ipaddrs.find_addresses = lambda: ["127.0.0.1"]
+import _harness  # noqa: E402
+from _harness import say  # noqa: E402
 
-APPID = "lothar.com/wormhole/text-or-file-xfer"
+_harness.loopback_only()
+
 CHUNK = 65536
-
-
-def say(stream, text):
-    stream.write(text + "\n")
-    stream.flush()
 
 
 def payload(size, seed=2024):
@@ -67,10 +64,8 @@ def send_unknown_record(dw, type_byte):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--relay-url", required=True, help="ws:// URL of the mailbox server")
+    _harness.add_peer_arguments(parser)
     parser.add_argument("--transit-helper", default=None, help="tcp:HOST:PORT")
-    parser.add_argument("--appid", default=APPID)
-    parser.add_argument("--code", default=None, help="the code (default: allocate one)")
     parser.add_argument("--no-listen", action="store_true")
     parser.add_argument("--subprotocol", default="test")
     mode = parser.add_mutually_exclusive_group(required=True)
@@ -89,17 +84,7 @@ def main():
     from twisted.internet.defer import Deferred, inlineCallbacks
     from twisted.internet.protocol import Factory, Protocol
 
-    import wormhole
-
-    stdin_closed = Deferred()
     done = Deferred()
-
-    def watch_stdin():
-        try:
-            while sys.stdin.buffer.read(4096):
-                pass
-        finally:
-            reactor.callFromThread(stdin_closed.callback, None)
 
     class Reader(Protocol):
         def connectionMade(self):
@@ -134,14 +119,8 @@ def main():
                 done.callback(None)
 
     @inlineCallbacks
-    def run():
-        w = wormhole.create(args.appid, args.relay_url, reactor, dilation=not args.no_dilation)
-        if args.code:
-            w.set_code(args.code)
-        else:
-            w.allocate_code()
-        code = yield w.get_code()
-        say(sys.stderr, f"Wormhole code is: {code}")
+    def run(stdin_closed):
+        w = yield _harness.open_wormhole(args, reactor, dilation=not args.no_dilation)
         if args.no_dilation:
             yield w.get_verifier()
             say(sys.stderr, "key verified")
@@ -160,28 +139,10 @@ def main():
                 yield dw.connector_for(args.subprotocol).connect(factory)
             yield done
         yield stdin_closed
-        try:
-            yield w.close()
-        except Exception as e:  # the other side is gone or unhappy: expected here
-            say(sys.stderr, f"close: {e!r}")
+        yield _harness.close_wormhole(w)
 
-    def finish(result):
-        if reactor.running:
-            reactor.stop()
-        return result
+    _harness.run_peer("dilation_peer", run)
 
-    def failed(failure):
-        say(sys.stderr, f"dilation_peer failed: {failure.value!r}")
-        global exit_code
-        exit_code = 1
-
-    threading.Thread(target=watch_stdin, name="stdin-watchdog", daemon=True).start()
-    reactor.callWhenRunning(lambda: run().addErrback(failed).addBoth(finish))
-    reactor.run()
-    sys.exit(exit_code)
-
-
-exit_code = 0
 
 if __name__ == "__main__":
     main()

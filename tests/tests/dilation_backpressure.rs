@@ -36,6 +36,7 @@ use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use wormhole_tests::dilation::{accept_subchannel, close_dilated, open_subchannel};
 use wormhole_tests::{sha256, Control, Daemon, MailboxServer, Noise, TIMEOUT};
 
 /// The most the sender writes into the stalled subchannel.
@@ -108,13 +109,8 @@ impl Pair {
 
     /// Opens a subchannel from the sender and connects both ends: (writer, reader).
     fn subchannel(&mut self, subprotocol: &str) -> (UnixStream, UnixStream) {
-        let opened = self.tx.ok(json!({
-            "op": "open-subchannel", "wormhole": self.tx_wormhole, "subprotocol": subprotocol
-        }));
-        let writer = connect(&opened["socket"]);
-        let event = self.rx.event("subchannel-opened");
-        assert_eq!(event["subprotocol"], subprotocol, "{event}");
-        (writer, connect(&event["socket"]))
+        let writer = open_subchannel(&mut self.tx, &self.tx_wormhole, subprotocol);
+        (writer, accept_subchannel(&mut self.rx, subprotocol))
     }
 
     /// VmRSS of (sender, receiver), in bytes.
@@ -130,19 +126,9 @@ impl Pair {
             (&mut self.tx, &self.tx_wormhole),
             (&mut self.rx, &self.rx_wormhole),
         ] {
-            control.ok(json!({"op": "close", "wormhole": wormhole}));
-            control.event("closed");
+            close_dilated(control, wormhole);
         }
     }
-}
-
-/// Connects to the subchannel socket named by `path`, with [`TIMEOUT`] on reads and writes.
-fn connect(path: &Value) -> UnixStream {
-    let stream = UnixStream::connect(path.as_str().expect("a socket path"))
-        .expect("connect to a subchannel socket");
-    stream.set_read_timeout(Some(TIMEOUT)).expect("a timeout");
-    stream.set_write_timeout(Some(TIMEOUT)).expect("a timeout");
-    stream
 }
 
 /// The resident set size of process `pid`, from /proc/<pid>/status.
