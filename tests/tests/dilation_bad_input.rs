@@ -295,8 +295,12 @@ fn an_open_for_a_subprotocol_nobody_listens_for_is_held_until_listen() {
 /// prefix of 4 GiB is injected toward our daemon while Python streams to us (between two frames
 /// or inside one: either way the connection is corrupt). The connection ends, the daemon
 /// reports `disconnected`, reconnects (`reconnected`), and the stream arrives exactly. Why it
-/// ends is not asserted: so far the daemon logged no `dilation: connection failed` for it (the
-/// connection was lost as an EOF, cause not yet understood).
+/// ends is not asserted, because the daemon logs no `dilation: connection failed` for it. The
+/// cause (seen with strace: the daemon itself shuts the socket down right after a read, no EOF
+/// came first): DATA records decoded from the same read before the bad prefix are processed
+/// after the L2 connection has failed; sending their ACK fails, and `Dilation::send`
+/// (protocol/src/dilation/manager.rs) drops the connection and reports it lost, so
+/// `connection_data` no longer finds it and emits no `ConnectionFailed` with the reason.
 #[test]
 fn a_bad_length_prefix_on_a_live_connection_is_dropped_and_the_wormhole_reconnects() {
     const SIZE: usize = 4 << 20;
