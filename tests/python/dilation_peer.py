@@ -8,7 +8,11 @@ allocated code (printed on stderr as `Wormhole code is: <code>`), dilates it
   (seeded, so both sides can name them), then closes it; prints `sent N <sha256 hex>` on stdout;
 - --receive: listens for --subprotocol (listener_for) and reads one subchannel to its end;
   prints `received N <sha256 hex>` on stdout;
-- --no-dilation: creates the wormhole without dilation (no `can-dilate`), waits for the key.
+- --no-dilation: creates the wormhole without dilation (no `can-dilate`), waits for the key;
+- --unknown-record T (with --send or --receive): once dilated, first sends one L3 record whose
+  type byte is T (e.g. 9, which no version defines) on the live L2 connection, through the
+  library's own Noise framing (a test-only monkeypatch of `encode_record`); prints
+  `sent unknown record 0x09` on stderr.
 
 Progress goes to stderr (`dilated`, `subchannel closed`). Then it waits until stdin closes, closes
 the wormhole and exits 0. Only 127.0.0.1 is advertised as a direct hint.
@@ -16,56 +20,71 @@ the wormhole and exits 0. Only 127.0.0.1 is advertised as a direct hint.
 
 import argparse
 import hashlib
+import os
 import random
 import sys
-import threading
 
-from wormhole import ipaddrs
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-ipaddrs.find_addresses = lambda: ["127.0.0.1"]
+import _harness  # noqa: E402
+from _harness import say  # noqa: E402
 
-APPID = "lothar.com/wormhole/text-or-file-xfer"
+_harness.loopback_only()
+
 CHUNK = 65536
-
-
-def say(stream, text):
-    stream.write(text + "\n")
-    stream.flush()
 
 
 def payload(size, seed=2024):
     return random.Random(seed).randbytes(size)
 
 
+def send_unknown_record(dw, type_byte):
+    """Send one record of type `type_byte` (and a 4-byte body) on the live L2 connection.
+
+    The reference has no way to send such a record, so `encode_record` of
+    `wormhole._dilation.connection` (which `_Record.send_record` calls to build the plaintext
+    it encrypts and frames) is wrapped to encode a test-only record type as its raw bytes.
+    """
+    from collections import namedtuple
+
+    from wormhole._dilation import connection
+
+    Unknown = namedtuple("Unknown", ["type_byte", "body"])
+    encode = connection.encode_record
+
+    def encode_record(record):
+        if isinstance(record, Unknown):
+            return bytes([record.type_byte]) + record.body
+        return encode(record)
+
+    connection.encode_record = encode_record
+    # when_dilated() fires once the manager has its selected connection.
+    dw._manager._connection.send_record(Unknown(type_byte, b"\x00\x00\x00\x2a"))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--relay-url", required=True, help="ws:// URL of the mailbox server")
+    _harness.add_peer_arguments(parser)
     parser.add_argument("--transit-helper", default=None, help="tcp:HOST:PORT")
-    parser.add_argument("--appid", default=APPID)
-    parser.add_argument("--code", default=None, help="the code (default: allocate one)")
     parser.add_argument("--no-listen", action="store_true")
     parser.add_argument("--subprotocol", default="test")
     mode = parser.add_mutually_exclusive_group(required=True)
     mode.add_argument("--send", type=int, metavar="N", help="bytes to send in a subchannel")
     mode.add_argument("--receive", action="store_true", help="read one subchannel")
     mode.add_argument("--no-dilation", action="store_true", help="do not offer dilation")
+    parser.add_argument(
+        "--unknown-record",
+        type=int,
+        metavar="T",
+        help="once dilated, send one record of type byte T on the live connection",
+    )
     args = parser.parse_args()
 
     from twisted.internet import reactor
     from twisted.internet.defer import Deferred, inlineCallbacks
     from twisted.internet.protocol import Factory, Protocol
 
-    import wormhole
-
-    stdin_closed = Deferred()
     done = Deferred()
-
-    def watch_stdin():
-        try:
-            while sys.stdin.buffer.read(4096):
-                pass
-        finally:
-            reactor.callFromThread(stdin_closed.callback, None)
 
     class Reader(Protocol):
         def connectionMade(self):
@@ -100,14 +119,8 @@ def main():
                 done.callback(None)
 
     @inlineCallbacks
-    def run():
-        w = wormhole.create(args.appid, args.relay_url, reactor, dilation=not args.no_dilation)
-        if args.code:
-            w.set_code(args.code)
-        else:
-            w.allocate_code()
-        code = yield w.get_code()
-        say(sys.stderr, f"Wormhole code is: {code}")
+    def run(stdin_closed):
+        w = yield _harness.open_wormhole(args, reactor, dilation=not args.no_dilation)
         if args.no_dilation:
             yield w.get_verifier()
             say(sys.stderr, "key verified")
@@ -118,33 +131,18 @@ def main():
                 yield dw.listener_for(args.subprotocol).listen(factory)
             yield dw.when_dilated()
             say(sys.stderr, "dilated")
+            if args.unknown_record is not None:
+                send_unknown_record(dw, args.unknown_record)
+                say(sys.stderr, f"sent unknown record {args.unknown_record:#04x}")
             if args.send is not None:
                 factory = Factory.forProtocol(Writer)
                 yield dw.connector_for(args.subprotocol).connect(factory)
             yield done
         yield stdin_closed
-        try:
-            yield w.close()
-        except Exception as e:  # the other side is gone or unhappy: expected here
-            say(sys.stderr, f"close: {e!r}")
+        yield _harness.close_wormhole(w)
 
-    def finish(result):
-        if reactor.running:
-            reactor.stop()
-        return result
+    _harness.run_peer("dilation_peer", run)
 
-    def failed(failure):
-        say(sys.stderr, f"dilation_peer failed: {failure.value!r}")
-        global exit_code
-        exit_code = 1
-
-    threading.Thread(target=watch_stdin, name="stdin-watchdog", daemon=True).start()
-    reactor.callWhenRunning(lambda: run().addErrback(failed).addBoth(finish))
-    reactor.run()
-    sys.exit(exit_code)
-
-
-exit_code = 0
 
 if __name__ == "__main__":
     main()

@@ -18,10 +18,13 @@ close are printed, not raised: the other side may have gone).
 """
 
 import argparse
+import os
 import sys
-import threading
 
-APPID = "lothar.com/wormhole/text-or-file-xfer"
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import _harness  # noqa: E402
+from _harness import say  # noqa: E402
 
 PAYLOADS = {
     "not-json": b"\xff\x00 not json",
@@ -32,16 +35,9 @@ PAYLOADS = {
 }
 
 
-def say(stream, text):
-    stream.write(text + "\n")
-    stream.flush()
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--relay-url", required=True, help="ws:// URL of the mailbox server")
-    parser.add_argument("--appid", default=APPID)
-    parser.add_argument("--code", default=None, help="the code (default: allocate one)")
+    _harness.add_peer_arguments(parser)
     parser.add_argument(
         "--send",
         required=True,
@@ -62,28 +58,11 @@ def main():
     args = parser.parse_args()
 
     from twisted.internet import reactor
-    from twisted.internet.defer import Deferred, inlineCallbacks
-
-    import wormhole
-
-    stdin_closed = Deferred()
-
-    def watch_stdin():
-        try:
-            while sys.stdin.buffer.read(4096):
-                pass
-        finally:
-            reactor.callFromThread(stdin_closed.callback, None)
+    from twisted.internet.defer import inlineCallbacks
 
     @inlineCallbacks
-    def run():
-        w = wormhole.create(args.appid, args.relay_url, reactor)
-        if args.code:
-            w.set_code(args.code)
-        else:
-            w.allocate_code()
-        code = yield w.get_code()
-        say(sys.stderr, f"Wormhole code is: {code}")
+    def run(stdin_closed):
+        w = yield _harness.open_wormhole(args, reactor)
         yield w.get_verifier()
         say(sys.stderr, "key verified")
         if args.after_peer_message:
@@ -106,28 +85,10 @@ def main():
 
         print_messages()
         yield stdin_closed
-        try:
-            yield w.close()
-        except Exception as e:  # the other side is gone or unhappy: expected here
-            say(sys.stderr, f"close: {e!r}")
+        yield _harness.close_wormhole(w)
 
-    def done(result):
-        if reactor.running:
-            reactor.stop()
-        return result
+    _harness.run_peer("garbage_peer", run)
 
-    def failed(failure):
-        say(sys.stderr, f"garbage_peer failed: {failure.value!r}")
-        global exit_code
-        exit_code = 1
-
-    threading.Thread(target=watch_stdin, name="stdin-watchdog", daemon=True).start()
-    reactor.callWhenRunning(lambda: run().addErrback(failed).addBoth(done))
-    reactor.run()
-    sys.exit(exit_code)
-
-
-exit_code = 0
 
 if __name__ == "__main__":
     main()

@@ -111,3 +111,35 @@ pub fn assert_our_failure(output: &Output, code: i32, needles: &[&str]) -> Strin
     assert!(output.stdout.is_empty(), "nothing on stdout\n{report}");
     line
 }
+
+/// `line` without ANSI escape sequences (the daemon's log may be coloured).
+pub fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // CSI: ESC [ parameters final-byte (0x40..=0x7e).
+            for c in chars.by_ref() {
+                if ('\u{40}'..='\u{7e}').contains(&c) && c != '[' {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strips_colours() {
+        assert_eq!(
+            strip_ansi("\u{1b}[2mwhen\u{1b}[0m \u{1b}[34mDEBUG\u{1b}[0m x\u{1b}[2m=\u{1b}[0m1"),
+            "when DEBUG x=1"
+        );
+    }
+}

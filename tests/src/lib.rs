@@ -19,6 +19,9 @@
 //!   `wormholectl` commands that talk to it.
 //! - [`control`]: [`Control`], a client of the daemon's control socket (ops, events).
 //! - [`proxy`]: [`TcpProxy`], a loopback TCP proxy a test can cut every connection of.
+//! - [`dilation`]: [`DilationSetup`] (servers, an optional [`TcpProxy`] in front of the relay,
+//!   our daemon, the reference Dilation peer) and [`dilate_and_listen`].
+//! - [`data`]: deterministic payloads ([`Noise`], [`noise`]) and [`sha256`].
 //! - [`tls`]: [`SelfSignedCert`] (made by the `openssl` command line) and
 //!   [`MailboxServer::start_tls`], the reference mailbox server on `wss://`.
 //!
@@ -51,6 +54,8 @@ use std::time::Duration;
 pub mod check;
 pub mod control;
 pub mod daemon;
+pub mod data;
+pub mod dilation;
 pub mod paths;
 pub mod process;
 pub mod proxy;
@@ -59,6 +64,8 @@ pub mod tls;
 
 pub use control::Control;
 pub use daemon::Daemon;
+pub use data::{noise, sha256, Noise};
+pub use dilation::{dilate_and_listen, DilationSetup};
 pub use paths::{bin_path, python_script, venv_dir, venv_python, workspace_dir};
 pub use process::{assert_success, run, Process};
 pub use proxy::TcpProxy;

@@ -17,6 +17,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::Instant;
 
 use serde_json::{json, Value};
+use wormhole_tests::check::strip_ansi;
 use wormhole_tests::{
     assert_success, python_script, python_wormhole, run, venv_python, Daemon, MailboxServer,
     Process, TIMEOUT,
@@ -177,25 +178,6 @@ fn error_line(output: &Output, exit_code: i32) -> String {
     assert_eq!(errors.len(), 1, "one `Error:` line expected:\n{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
     errors[0].to_owned()
-}
-
-/// Removes ANSI escape sequences (the daemon's log may be coloured).
-fn strip_ansi(line: &str) -> String {
-    let mut out = String::with_capacity(line.len());
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            // CSI: ESC [ parameters final-byte (0x40..=0x7e).
-            for c in chars.by_ref() {
-                if ('\u{40}'..='\u{7e}').contains(&c) && c != '[' {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 // ---------------------------------------------------------------------------------------------

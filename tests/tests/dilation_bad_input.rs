@@ -13,6 +13,11 @@
 //!
 //! An OPEN for a subprotocol nobody listens for is held (docs/control-protocol.md, `listen`):
 //! no `subchannel-opened` until a `listen`, then its bytes arrive exactly.
+//!
+//! On a live L2 connection: a 4 GiB length prefix injected by a [`TcpProxy`], and a record of
+//! an unknown type sent by a real Noise peer (the reference library, monkeypatched by
+//! `dilation_peer.py --unknown-record`); each drops that connection, the wormhole reconnects
+//! and the subchannel's bytes arrive exactly.
 
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -20,9 +25,11 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 
 use serde_json::{json, Value};
+use wormhole_tests::check::strip_ansi;
+use wormhole_tests::dilation::{accept_subchannel, assert_peer_sent, close_dilated, peer_sent};
 use wormhole_tests::{
-    assert_success, python_script, run, venv_python, Control, Daemon, MailboxServer, Process,
-    TcpProxy, TransitRelay, TIMEOUT,
+    assert_success, dilate_and_listen, python_script, run, sha256, venv_python, Control, Daemon,
+    DilationSetup, MailboxServer, Process, TIMEOUT,
 };
 
 const LEADER: &[u8] = b"Magic-Wormhole Dilation Handshake v1 Leader\n\n";
@@ -121,14 +128,7 @@ impl Hostile {
         // The daemon may have closed already (and reset): a failed write is fine here.
         let _ = writer.write_all(bad);
         assert_dropped(&mut reader);
-        let logged = self.daemon.process().wait_for_stderr(
-            "`dilation: connection failed`",
-            TIMEOUT,
-            |line| {
-                let line = strip_ansi(line);
-                line.contains("dilation: connection failed").then_some(line)
-            },
-        );
+        let logged = connection_failed(&mut self.daemon);
         assert!(logged.contains(why), "{logged}");
         self.still_serving();
     }
@@ -169,6 +169,16 @@ fn our_side(daemon: &mut Daemon) -> String {
         })
 }
 
+/// The daemon's next `dilation: connection failed` debug line (which says why).
+fn connection_failed(daemon: &mut Daemon) -> String {
+    daemon
+        .process()
+        .wait_for_stderr("`dilation: connection failed`", TIMEOUT, |line| {
+            let line = strip_ansi(line);
+            line.contains("dilation: connection failed").then_some(line)
+        })
+}
+
 /// Accepts one connection within [`TIMEOUT`].
 fn accept(listener: &TcpListener) -> TcpStream {
     let listener = listener.try_clone().expect("clone the listener");
@@ -201,24 +211,6 @@ fn assert_dropped(reader: &mut impl Read) {
             Err(e) => panic!("the daemon did not drop the connection: {e}"),
         }
     }
-}
-
-/// `line` without ANSI colour sequences (`ESC [ ... m`).
-fn strip_ansi(line: &str) -> String {
-    let mut out = String::with_capacity(line.len());
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for c in chars.by_ref() {
-                if c == 'm' {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 /// One frame (BE32 length, bytes).
@@ -259,32 +251,26 @@ fn a_length_prefix_beyond_any_frame_drops_the_connection() {
 #[test]
 fn an_open_for_a_subprotocol_nobody_listens_for_is_held_until_listen() {
     const SIZE: usize = 256 << 10;
-    let server = MailboxServer::start();
-    let daemon = Daemon::start(&server);
-    let mut control = Control::connect(&daemon);
+    let setup = DilationSetup::start(&[]);
+    let mut control = Control::connect(&setup.daemon);
     let wormhole = control.ok(json!({"op": "dilate"}))["wormhole"].clone();
     let code = control.event("code")["code"]
         .as_str()
         .expect("a code")
         .to_owned();
     let size = SIZE.to_string();
-    let mut peer = Process::spawn(
-        Command::new(venv_python())
-            .arg(python_script("dilation_peer.py"))
-            .args(["--relay-url", &server.url(), "--code", &code])
-            .args(["--subprotocol", "nobody-listens", "--send", &size])
-            .stdin(Stdio::piped()),
-    );
+    let mut peer = setup.peer(&[
+        "--code",
+        &code,
+        "--subprotocol",
+        "nobody-listens",
+        "--send",
+        &size,
+    ]);
     control.event("dilated");
-    let (sent, hash) = peer.wait_for_stdout("`sent N HASH`", TIMEOUT, |l| {
-        let mut parts = l.strip_prefix("sent ")?.split_whitespace();
-        Some((
-            parts.next()?.parse::<usize>().ok()?,
-            parts.next()?.to_owned(),
-        ))
-    });
+    let (sent, hash) = peer_sent(&mut peer);
     control.ok(json!({"op": "list"}));
-    assert_success(&run(daemon.ctl().args(["list"]), TIMEOUT));
+    assert_success(&run(setup.daemon.ctl().args(["list"]), TIMEOUT));
     assert!(
         control
             .events
@@ -294,91 +280,44 @@ fn an_open_for_a_subprotocol_nobody_listens_for_is_held_until_listen() {
         control.events
     );
     control.ok(json!({"op": "listen", "wormhole": wormhole, "subprotocol": "nobody-listens"}));
-    let opened = control.event("subchannel-opened");
-    assert_eq!(opened["subprotocol"], "nobody-listens", "{opened}");
-    let socket = opened["socket"].as_str().expect("a socket path");
-    let mut stream =
-        std::os::unix::net::UnixStream::connect(socket).expect("connect to the subchannel");
-    stream.set_read_timeout(Some(TIMEOUT)).expect("a timeout");
+    let mut stream = accept_subchannel(&mut control, "nobody-listens");
     let mut received = Vec::new();
     stream
         .read_to_end(&mut received)
         .expect("read the subchannel");
     assert_eq!(received.len(), sent);
     assert_eq!(sha256(&received), hash);
-    control.ok(json!({"op": "close", "wormhole": wormhole}));
-    control.event("closed");
+    close_dilated(&mut control, &wormhole);
     peer.wait_with_timeout(TIMEOUT);
-}
-
-/// `sha256sum` of `data`, as lowercase hex.
-fn sha256(data: &[u8]) -> String {
-    let mut child = Command::new("sha256sum")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("run sha256sum");
-    let mut stdin = child.stdin.take().expect("a stdin pipe");
-    let owned = data.to_vec();
-    let feeder = std::thread::spawn(move || stdin.write_all(&owned));
-    let output = child.wait_with_output().expect("sha256sum output");
-    feeder
-        .join()
-        .expect("the feeder thread")
-        .expect("feed sha256sum");
-    String::from_utf8_lossy(&output.stdout)
-        .split_whitespace()
-        .next()
-        .expect("a hash")
-        .to_owned()
 }
 
 /// On a live L2 connection (relay-only, through a [`TcpProxy`] in front of the relay), a length
 /// prefix of 4 GiB is injected toward our daemon while Python streams to us (between two frames
 /// or inside one: either way the connection is corrupt). The connection ends, the daemon
 /// reports `disconnected`, reconnects (`reconnected`), and the stream arrives exactly. Why it
-/// ends is not asserted: so far the daemon logged no `dilation: connection failed` for it (the
-/// connection was lost as an EOF, cause not yet understood).
+/// ends is not asserted, because the daemon logs no `dilation: connection failed` for it. The
+/// cause (seen with strace: the daemon itself shuts the socket down right after a read, no EOF
+/// came first): DATA records decoded from the same read before the bad prefix are processed
+/// after the L2 connection has failed; sending their ACK fails, and `Dilation::send`
+/// (protocol/src/dilation/manager.rs) drops the connection and reports it lost, so
+/// `connection_data` no longer finds it and emits no `ConnectionFailed` with the reason.
 #[test]
 fn a_bad_length_prefix_on_a_live_connection_is_dropped_and_the_wormhole_reconnects() {
     const SIZE: usize = 4 << 20;
     const BEFORE: usize = 1 << 20;
-    let server = MailboxServer::start();
-    let relay = TransitRelay::start();
-    let proxy = TcpProxy::start(([127, 0, 0, 1], relay.port()).into());
-    let mut daemon = Daemon::start_with_env(
-        &server.url(),
-        &[
-            ("WORMHOLE_TRANSIT_HELPER", &proxy.hint()),
-            ("WORMHOLED_LOG", "info,wormholed=debug"),
-        ],
-    );
-    let mut control = Control::connect(&daemon);
-    let wormhole = control.ok(json!({"op": "dilate", "no_listen": true}))["wormhole"].clone();
-    let code = control.event("code")["code"]
-        .as_str()
-        .expect("a code")
-        .to_owned();
-    control.ok(json!({"op": "listen", "wormhole": wormhole, "subprotocol": "test"}));
+    let mut setup = DilationSetup::start_proxied(&[("WORMHOLED_LOG", "info,wormholed=debug")]);
+    let mut control = Control::connect(&setup.daemon);
+    let (wormhole, code) = dilate_and_listen(&mut control, true, "test");
     let size = SIZE.to_string();
-    let mut peer = Process::spawn(
-        Command::new(venv_python())
-            .arg(python_script("dilation_peer.py"))
-            .args(["--relay-url", &server.url(), "--transit-helper"])
-            .arg(proxy.hint())
-            .args(["--no-listen", "--code", &code, "--send", &size])
-            .stdin(Stdio::piped()),
-    );
-    let side = our_side(&mut daemon);
+    let mut peer = setup.peer(&["--no-listen", "--code", &code, "--send", &size]);
+    let side = our_side(&mut setup.daemon);
     control.event("dilated");
-    let opened = control.event("subchannel-opened");
-    let socket = opened["socket"].as_str().expect("a socket path");
-    let mut stream =
-        std::os::unix::net::UnixStream::connect(socket).expect("connect to the subchannel");
-    stream.set_read_timeout(Some(TIMEOUT)).expect("a timeout");
+    let mut stream = accept_subchannel(&mut control, "test");
     let mut first = vec![0; BEFORE];
     stream.read_exact(&mut first).expect("read the first MiB");
-    let injected = proxy.inject(&format!(" for side {side}"), &u32::MAX.to_be_bytes());
+    let injected = setup
+        .proxy()
+        .inject(&format!(" for side {side}"), &u32::MAX.to_be_bytes());
     assert_eq!(injected, 1, "our daemon's connection through the proxy");
     // Reading on lets the daemon read its TCP connection again (and find the bad bytes).
     let reader = std::thread::spawn(move || {
@@ -392,16 +331,55 @@ fn a_bad_length_prefix_on_a_live_connection_is_dropped_and_the_wormhole_reconnec
         .expect("the reader thread")
         .expect("read the rest of the subchannel");
     first.extend_from_slice(&rest);
-    let (sent, hash) = peer.wait_for_stdout("`sent N HASH`", TIMEOUT, |l| {
-        let mut parts = l.strip_prefix("sent ")?.split_whitespace();
-        Some((
-            parts.next()?.parse::<usize>().ok()?,
-            parts.next()?.to_owned(),
-        ))
+    assert_peer_sent(&mut peer, &first);
+    close_dilated(&mut control, &wormhole);
+    peer.wait_with_timeout(TIMEOUT);
+}
+
+/// A record of an unknown type on a live L2 connection: the peer is the reference library
+/// (`dilation_peer.py --unknown-record 9`, a real Noise peer with the dilation key), which,
+/// once dilated, sends one record whose type byte is 0x09 through its own encryption and
+/// framing, then opens a subchannel and streams bytes. The daemon fails that connection with
+/// a logged reason (`dilation: connection failed` ... `unknown dilation record type 0x09`),
+/// reports `disconnected`, and the wormhole reconnects (`reconnected`: whichever side leads,
+/// the reference and we start a new generation); the OPEN and DATA records, which followed the
+/// bad record on the dropped connection, are replayed on the new one, so the subchannel
+/// carries every byte exactly. The daemon does not panic and keeps serving.
+#[test]
+fn a_record_of_an_unknown_type_on_a_live_connection_is_dropped_and_the_wormhole_reconnects() {
+    const SIZE: usize = 1 << 20;
+    let mut setup = DilationSetup::start(&[("WORMHOLED_LOG", "info,wormholed=debug")]);
+    let mut control = Control::connect(&setup.daemon);
+    let (wormhole, code) = dilate_and_listen(&mut control, false, "test");
+    let size = SIZE.to_string();
+    let mut peer = setup.peer(&["--code", &code, "--unknown-record", "9", "--send", &size]);
+    control.event("dilated");
+    peer.wait_for_stderr("`sent unknown record 0x09`", TIMEOUT, |l| {
+        (l == "sent unknown record 0x09").then_some(())
     });
-    assert_eq!(first.len(), sent);
-    assert_eq!(sha256(&first), hash);
-    control.ok(json!({"op": "close", "wormhole": wormhole}));
-    control.event("closed");
+    let logged = connection_failed(&mut setup.daemon);
+    assert!(
+        logged.contains("bad dilation record: unknown dilation record type 0x09"),
+        "{logged}"
+    );
+    control.event("disconnected");
+    control.event("reconnected");
+    let mut stream = accept_subchannel(&mut control, "test");
+    let mut received = Vec::new();
+    stream
+        .read_to_end(&mut received)
+        .expect("read the subchannel");
+    assert_eq!(received.len(), SIZE);
+    assert_peer_sent(&mut peer, &received);
+
+    let id = wormhole.to_string();
+    let daemon = &mut setup.daemon;
+    let listed = assert_success(&run(daemon.ctl().args(["dilate", "list"]), TIMEOUT));
+    assert!(listed.starts_with(&format!("{id} dilated ")), "{listed}");
+    control.ok(json!({"op": "list"}));
+    assert!(daemon.process().try_status().is_none(), "the daemon exited");
+    let log = daemon.process().report(std::time::Instant::now());
+    assert!(!log.contains("panicked"), "{log}");
+    close_dilated(&mut control, &wormhole);
     peer.wait_with_timeout(TIMEOUT);
 }

@@ -6,109 +6,24 @@
 //! `wormholectl dilate open/pipe/list/close` drive the same from the command line.
 
 use std::io::{Read, Write};
-use std::os::unix::net::UnixStream;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Instant;
 
 use serde_json::json;
-use wormhole_tests::{
-    assert_success, python_script, run, venv_python, Control, Daemon, MailboxServer, Process,
-    TcpProxy, TransitRelay, TIMEOUT,
+use wormhole_tests::dilation::{
+    accept_subchannel, assert_peer_received, assert_peer_sent, close_dilated, open_subchannel,
 };
-
-/// `sha256sum` of `data`, as lowercase hex.
-fn sha256(data: &[u8]) -> String {
-    let mut child = Command::new("sha256sum")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("run sha256sum");
-    let mut stdin = child.stdin.take().expect("a stdin pipe");
-    let owned = data.to_vec();
-    let feeder = std::thread::spawn(move || stdin.write_all(&owned));
-    let output = child.wait_with_output().expect("sha256sum output");
-    feeder
-        .join()
-        .expect("the feeder thread")
-        .expect("feed sha256sum");
-    String::from_utf8_lossy(&output.stdout)
-        .split_whitespace()
-        .next()
-        .expect("a hash")
-        .to_owned()
-}
-
-/// Deterministic pseudo-random bytes (xorshift64).
-fn noise(len: usize) -> Vec<u8> {
-    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 24) as u8
-        })
-        .collect()
-}
-
-/// The servers and the daemon of one test.
-struct Setup {
-    server: MailboxServer,
-    relay: TransitRelay,
-    daemon: Daemon,
-}
-
-impl Setup {
-    fn start() -> Self {
-        let server = MailboxServer::start();
-        let relay = TransitRelay::start();
-        let daemon =
-            Daemon::start_with_env(&server.url(), &[("WORMHOLE_TRANSIT_HELPER", &relay.hint())]);
-        Self {
-            server,
-            relay,
-            daemon,
-        }
-    }
-
-    /// The Python peer with our servers and these arguments, stdin piped (closing it ends it).
-    fn peer(&self, args: &[&str]) -> Process {
-        let mut command = Command::new(venv_python());
-        command
-            .arg(python_script("dilation_peer.py"))
-            .arg("--relay-url")
-            .arg(self.server.url())
-            .arg("--transit-helper")
-            .arg(self.relay.hint())
-            .args(args)
-            .stdin(Stdio::piped());
-        Process::spawn(&mut command)
-    }
-}
-
-/// Parses `sent N HASH` / `received N HASH`.
-fn count_and_hash(line: &str, word: &str) -> Option<(usize, String)> {
-    let mut parts = line.strip_prefix(word)?.split_whitespace();
-    let count = parts.next()?.parse().ok()?;
-    Some((count, parts.next()?.to_owned()))
-}
+use wormhole_tests::{
+    assert_success, dilate_and_listen, noise, run, Control, DilationSetup, Process, TIMEOUT,
+};
 
 /// Python opens a subchannel and sends bytes; they arrive exactly through our subchannel
 /// socket, which ends (EOF) when Python closes the subchannel.
 fn python_to_us(no_listen: bool) {
     const SIZE: usize = 3 << 20;
-    let setup = Setup::start();
+    let setup = DilationSetup::start(&[]);
     let mut control = Control::connect(&setup.daemon);
-    let mut dilate = json!({"op": "dilate"});
-    if no_listen {
-        dilate["no_listen"] = json!(true);
-    }
-    let wormhole = control.ok(dilate)["wormhole"].clone();
-    let code = control.event("code")["code"]
-        .as_str()
-        .expect("a code")
-        .to_owned();
-    control.ok(json!({"op": "listen", "wormhole": wormhole, "subprotocol": "test"}));
+    let (wormhole, code) = dilate_and_listen(&mut control, no_listen, "test");
 
     let size = SIZE.to_string();
     let mut args = vec!["--code", &code, "--send", &size];
@@ -117,23 +32,15 @@ fn python_to_us(no_listen: bool) {
     }
     let mut peer = setup.peer(&args);
     control.event("dilated");
-    let opened = control.event("subchannel-opened");
-    assert_eq!(opened["subprotocol"], "test", "{opened}");
-    let socket = opened["socket"].as_str().expect("a socket path");
-    let mut stream = UnixStream::connect(socket).expect("connect to the subchannel socket");
-    stream.set_read_timeout(Some(TIMEOUT)).expect("a timeout");
+    let mut stream = accept_subchannel(&mut control, "test");
     let mut received = Vec::new();
     stream
         .read_to_end(&mut received)
         .expect("read the subchannel");
-    let (sent, hash) =
-        peer.wait_for_stdout("`sent N HASH`", TIMEOUT, |l| count_and_hash(l, "sent "));
-    assert_eq!(received.len(), sent);
-    assert_eq!(sha256(&received), hash);
+    assert_peer_sent(&mut peer, &received);
     control.event("subchannel-closed");
 
-    control.ok(json!({"op": "close", "wormhole": wormhole}));
-    let closed = control.event("closed");
+    let closed = close_dilated(&mut control, &wormhole);
     assert_eq!(closed["mood"], "happy", "{closed}");
     peer.wait_with_timeout(TIMEOUT);
 }
@@ -153,41 +60,31 @@ fn relay_only_dilation_carries_a_subchannel() {
 #[test]
 fn we_open_a_subchannel_and_python_reads_our_bytes_exactly() {
     const SIZE: usize = 2 << 20;
-    let setup = Setup::start();
+    let setup = DilationSetup::start(&[]);
     let mut peer = setup.peer(&["--receive"]);
     let code = peer.wormhole_code(TIMEOUT);
     let mut control = Control::connect(&setup.daemon);
     let wormhole = control.ok(json!({"op": "dilate", "code": code}))["wormhole"].clone();
     control.event("dilated");
-    let opened = control.ok(json!({
-        "op": "open-subchannel", "wormhole": wormhole, "subprotocol": "test"
-    }));
-    let socket = opened["socket"].as_str().expect("a socket path").to_owned();
-    let mut stream = UnixStream::connect(&socket).expect("connect to the subchannel socket");
+    let mut stream = open_subchannel(&mut control, &wormhole, "test");
     let data = noise(SIZE);
     stream.write_all(&data).expect("write the subchannel");
     stream
         .shutdown(std::net::Shutdown::Write)
         .expect("half-close");
-    let (count, hash) = peer.wait_for_stdout("`received N HASH`", TIMEOUT, |l| {
-        count_and_hash(l, "received ")
-    });
-    assert_eq!(count, SIZE);
-    assert_eq!(hash, sha256(&data));
+    assert_peer_received(&mut peer, &data);
     let mut rest = Vec::new();
-    stream.set_read_timeout(Some(TIMEOUT)).expect("a timeout");
     stream.read_to_end(&mut rest).expect("EOF after the close");
     assert!(rest.is_empty());
 
-    control.ok(json!({"op": "close", "wormhole": wormhole}));
-    control.event("closed");
+    close_dilated(&mut control, &wormhole);
     peer.wait_with_timeout(TIMEOUT);
 }
 
 /// A peer whose version offers no dilation: the dilated wormhole fails with a clear error.
 #[test]
 fn a_peer_that_cannot_dilate_is_a_clear_error() {
-    let setup = Setup::start();
+    let setup = DilationSetup::start(&[]);
     let mut peer = setup.peer(&["--no-dilation"]);
     let code = peer.wormhole_code(TIMEOUT);
     let mut control = Control::connect(&setup.daemon);
@@ -217,7 +114,7 @@ fn a_peer_that_cannot_dilate_is_a_clear_error() {
 #[test]
 fn wormholectl_dilate_open_pipe_list_close() {
     const SIZE: usize = 1 << 20;
-    let setup = Setup::start();
+    let setup = DilationSetup::start(&[]);
     let mut open = Process::spawn(setup.daemon.ctl().args(["dilate", "open"]));
     let code = open.wormhole_code(TIMEOUT);
     let size = SIZE.to_string();
@@ -241,10 +138,7 @@ fn wormholectl_dilate_open_pipe_list_close() {
         TIMEOUT,
     );
     assert!(piped.status.success(), "{piped:?}");
-    let (sent, hash) =
-        peer.wait_for_stdout("`sent N HASH`", TIMEOUT, |l| count_and_hash(l, "sent "));
-    assert_eq!(piped.stdout.len(), sent);
-    assert_eq!(sha256(&piped.stdout), hash);
+    assert_peer_sent(&mut peer, &piped.stdout);
 
     assert_success(&run(
         setup.daemon.ctl().args(["dilate", "close", &id]),
@@ -271,38 +165,15 @@ fn wormholectl_dilate_open_pipe_list_close() {
 fn a_cut_connection_reconnects_and_the_stream_arrives_exactly() {
     const SIZE: usize = 8 << 20;
     const BEFORE_CUT: usize = 1 << 20;
-    let server = MailboxServer::start();
-    let relay = TransitRelay::start();
-    let proxy = TcpProxy::start(([127, 0, 0, 1], relay.port()).into());
-    let daemon = Daemon::start_with_env(
-        &server.url(),
-        &[
-            ("WORMHOLE_TRANSIT_HELPER", &proxy.hint()),
-            ("WORMHOLED_LOG", "debug"),
-        ],
-    );
-    let mut control = Control::connect(&daemon);
-    let wormhole = control.ok(json!({"op": "dilate", "no_listen": true}))["wormhole"].clone();
-    let code = control.event("code")["code"]
-        .as_str()
-        .expect("a code")
-        .to_owned();
-    control.ok(json!({"op": "listen", "wormhole": wormhole, "subprotocol": "test"}));
+    let setup = DilationSetup::start_proxied(&[("WORMHOLED_LOG", "debug")]);
+    let proxy = setup.proxy();
+    let mut control = Control::connect(&setup.daemon);
+    let (wormhole, code) = dilate_and_listen(&mut control, true, "test");
 
     let size = SIZE.to_string();
-    let mut peer = Process::spawn(
-        Command::new(venv_python())
-            .arg(python_script("dilation_peer.py"))
-            .args(["--relay-url", &server.url(), "--transit-helper"])
-            .arg(proxy.hint())
-            .args(["--no-listen", "--code", &code, "--send", &size])
-            .stdin(Stdio::piped()),
-    );
+    let mut peer = setup.peer(&["--no-listen", "--code", &code, "--send", &size]);
     control.event("dilated");
-    let opened = control.event("subchannel-opened");
-    let socket = opened["socket"].as_str().expect("a socket path");
-    let mut stream = UnixStream::connect(socket).expect("connect to the subchannel socket");
-    stream.set_read_timeout(Some(TIMEOUT)).expect("a timeout");
+    let mut stream = accept_subchannel(&mut control, "test");
     // We stop reading here, so the rest of the stream is held back (in Python's L4 queue and
     // the buffers on the way) when the connection is cut.
     let mut received = vec![0; BEFORE_CUT];
@@ -321,13 +192,9 @@ fn a_cut_connection_reconnects_and_the_stream_arrives_exactly() {
     stream
         .read_to_end(&mut received)
         .expect("read the rest of the subchannel");
-    let (sent, hash) =
-        peer.wait_for_stdout("`sent N HASH`", TIMEOUT, |l| count_and_hash(l, "sent "));
-    assert_eq!(received.len(), sent);
-    assert_eq!(sha256(&received), hash);
+    assert_peer_sent(&mut peer, &received);
 
-    control.ok(json!({"op": "close", "wormhole": wormhole}));
-    control.event("closed");
+    close_dilated(&mut control, &wormhole);
     peer.wait_with_timeout(TIMEOUT);
 }
 
@@ -338,30 +205,15 @@ fn a_cut_connection_reconnects_and_the_stream_arrives_exactly() {
 fn a_cut_connection_reconnects_and_our_stream_arrives_exactly() {
     const SIZE: usize = 6 << 20;
     const BEFORE_CUT: usize = 2 << 20;
-    let server = MailboxServer::start();
-    let relay = TransitRelay::start();
-    let proxy = TcpProxy::start(([127, 0, 0, 1], relay.port()).into());
-    let daemon =
-        Daemon::start_with_env(&server.url(), &[("WORMHOLE_TRANSIT_HELPER", &proxy.hint())]);
-    let mut peer = Process::spawn(
-        Command::new(venv_python())
-            .arg(python_script("dilation_peer.py"))
-            .args(["--relay-url", &server.url(), "--transit-helper"])
-            .arg(proxy.hint())
-            .args(["--no-listen", "--receive"])
-            .stdin(Stdio::piped()),
-    );
+    let setup = DilationSetup::start_proxied(&[]);
+    let proxy = setup.proxy();
+    let mut peer = setup.peer(&["--no-listen", "--receive"]);
     let code = peer.wormhole_code(TIMEOUT);
-    let mut control = Control::connect(&daemon);
+    let mut control = Control::connect(&setup.daemon);
     let wormhole =
         control.ok(json!({"op": "dilate", "code": code, "no_listen": true}))["wormhole"].clone();
     control.event("dilated");
-    let opened = control.ok(json!({
-        "op": "open-subchannel", "wormhole": wormhole, "subprotocol": "test"
-    }));
-    let socket = opened["socket"].as_str().expect("a socket path").to_owned();
-    let mut stream = UnixStream::connect(&socket).expect("connect to the subchannel socket");
-    stream.set_write_timeout(Some(TIMEOUT)).expect("a timeout");
+    let mut stream = open_subchannel(&mut control, &wormhole, "test");
     let data = noise(SIZE);
     stream
         .write_all(&data[..BEFORE_CUT])
@@ -375,13 +227,8 @@ fn a_cut_connection_reconnects_and_our_stream_arrives_exactly() {
     stream
         .shutdown(std::net::Shutdown::Write)
         .expect("half-close");
-    let (count, hash) = peer.wait_for_stdout("`received N HASH`", TIMEOUT, |l| {
-        count_and_hash(l, "received ")
-    });
-    assert_eq!(count, SIZE);
-    assert_eq!(hash, sha256(&data));
+    assert_peer_received(&mut peer, &data);
 
-    control.ok(json!({"op": "close", "wormhole": wormhole}));
-    control.event("closed");
+    close_dilated(&mut control, &wormhole);
     peer.wait_with_timeout(TIMEOUT);
 }
