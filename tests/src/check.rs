@@ -111,3 +111,11 @@ pub fn assert_our_failure(output: &Output, code: i32, needles: &[&str]) -> Strin
     assert!(output.stdout.is_empty(), "nothing on stdout\n{report}");
     line
 }
+
+/// Parses a `WORD N HASH` line of `tests/python/dilation_peer.py` (`sent N HASH`,
+/// `received N HASH`): the byte count and the SHA-256 hex.
+pub fn count_and_hash(line: &str, word: &str) -> Option<(usize, String)> {
+    let mut parts = line.strip_prefix(word)?.split_whitespace();
+    let count = parts.next()?.parse().ok()?;
+    Some((count, parts.next()?.to_owned()))
+}
