@@ -13,7 +13,7 @@ use std::process::{Command, Stdio};
 
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use wormhole_tests::check::{assert_our_failure, count_and_hash};
+use wormhole_tests::check::{assert_our_failure, count_and_hash, ours};
 use wormhole_tests::{
     python_script, run, venv_python, Control, Daemon, MailboxServer, Process, TransitRelay, TIMEOUT,
 };
@@ -216,7 +216,8 @@ fn a_held_subchannel_and_later_events_reach_the_client_that_attached() {
 
 /// `attach` to a wormhole that does not exist, to one that is not dilated, and without a
 /// number: typed errors, and the daemon goes on serving (`list`, then an `attach` that works).
-/// `wormholectl dilate watch` fails the same way, with the exit codes of its table.
+/// `wormholectl dilate watch` fails the same way, with the exit codes of its table; with
+/// `--json` it prints the answer, then the events as sent, until `closed`.
 #[test]
 fn attach_errors_are_typed_and_the_daemon_keeps_serving() {
     let server = MailboxServer::start();
@@ -272,7 +273,27 @@ fn attach_errors_are_typed_and_the_daemon_keeps_serving() {
         "{state}"
     );
 
+    // `--json`: the `attach` answer, then the event lines as the daemon sent them.
+    let id = dilated.to_string();
+    let mut watch = Process::spawn(&mut ours(&daemon, &["--json", "dilate", "watch", &id]));
+    let attached = watch.wait_for_stdout("the state as JSON", TIMEOUT, |line| {
+        serde_json::from_str::<Value>(line).ok()
+    });
+    assert_eq!(
+        (&attached["wormhole"], &attached["state"]),
+        (&dilated, &json!("waiting")),
+        "{attached}"
+    );
+    control.event("detached");
     control.ok(json!({"op": "close", "wormhole": dilated}));
-    control.event("closed");
+    let output = watch.wait_with_timeout(TIMEOUT);
+    assert!(output.status.success(), "{output:?}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        stdout.lines().last(),
+        // No peer ever came: the mailbox is closed `lonely`.
+        Some(format!(r#"{{"wormhole":{id},"event":"closed","mood":"lonely"}}"#).as_str()),
+        "{stdout}"
+    );
     control.ok(json!({"op": "cancel", "wormhole": text}));
 }
