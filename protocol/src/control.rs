@@ -200,6 +200,13 @@ pub enum RequestBody {
         /// The dilated wormhole.
         wormhole: WormholeId,
     },
+    /// Become the client that receives a dilated wormhole's events from now on (an app that
+    /// restarted resumes this way); answered with its current state ([`ResponseBody::Attached`]).
+    /// The client attached before, if still connected, gets `detached` and nothing more.
+    Attach {
+        /// The dilated wormhole.
+        wormhole: WormholeId,
+    },
     /// Any operation this daemon does not know; answered with [`ErrorCode::UnknownOp`].
     #[serde(other)]
     Unknown,
@@ -236,6 +243,9 @@ pub enum ResponseBody {
         /// The daemon's name and version, e.g. `wormholed 0.1.0`.
         daemon: String,
     },
+    /// Answer to `attach`: where the dilated wormhole stands. Before [`ResponseBody::Created`],
+    /// which its `wormhole` field would also match.
+    Attached(DilationState),
     /// Answer to `send-text` and `receive`: the new wormhole.
     Created {
         /// Its handle; events about it carry the same number.
@@ -274,6 +284,39 @@ pub struct WormholeInfo {
     pub code: Option<String>,
     /// Where it stands: `connecting`, `waiting`, `connected`, `closing`.
     pub state: String,
+}
+
+/// Where a dilated wormhole stands: the answer to `attach`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DilationState {
+    /// Its handle.
+    pub wormhole: WormholeId,
+    /// The code, once known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    /// As `list` says it: `connecting`, `waiting`, `dilated`, `reconnecting`, `closing`.
+    pub state: String,
+    /// The connection to the peer has been up (`open-subchannel` works from now on).
+    pub dilated: bool,
+    /// The connection to the peer is up now.
+    pub connected: bool,
+    /// The subprotocols whose subchannels the peer may open (someone sent `listen`), sorted.
+    pub listening: Vec<String>,
+    /// The subchannels that have a socket (open, or closed with data still waiting for its
+    /// reader), by id.
+    pub subchannels: Vec<SubchannelState>,
+}
+
+/// One subchannel in [`DilationState`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubchannelState {
+    /// The subchannel id.
+    pub subchannel: u32,
+    /// Its subprotocol.
+    pub subprotocol: String,
+    /// The Unix socket to connect to once, while no client has connected to it yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub socket: Option<String>,
 }
 
 /// A failed request.
@@ -431,6 +474,8 @@ pub enum EventKind {
         /// The subchannel id.
         subchannel: u32,
     },
+    /// Another client attached to this dilated wormhole: its events go there from now on.
+    Detached {},
     /// An event kind from a newer daemon.
     #[serde(other)]
     Unknown,
@@ -589,6 +634,7 @@ mod tests {
             r#"{"id":4,"op":"listen","wormhole":2,"subprotocol":"chat"}"#,
             r#"{"id":5,"op":"open-subchannel","wormhole":2,"subprotocol":"chat"}"#,
             r#"{"id":6,"op":"close","wormhole":2}"#,
+            r#"{"id":8,"op":"attach","wormhole":2}"#,
         ];
         for line in lines {
             let request = parse_request(line).expect(line);
@@ -605,11 +651,39 @@ mod tests {
             r#"{"wormhole":2,"event":"reconnected"}"#,
             r#"{"wormhole":2,"event":"subchannel-opened","subchannel":4,"subprotocol":"chat","socket":"/s"}"#,
             r#"{"wormhole":2,"event":"subchannel-closed","subchannel":4}"#,
+            r#"{"wormhole":2,"event":"detached"}"#,
+            r#"{"id":8,"ok":{"wormhole":2,"code":"4-a-b","state":"dilated","dilated":true,"connected":true,"listening":["chat"],"subchannels":[{"subchannel":1,"subprotocol":"chat"},{"subchannel":4,"subprotocol":"chat","socket":"/s"}]}}"#,
+            r#"{"id":8,"ok":{"wormhole":3,"state":"connecting","dilated":false,"connected":false,"listening":[],"subchannels":[]}}"#,
         ];
         for line in lines {
             let parsed: DaemonLine = serde_json::from_str(line).expect(line);
             assert_eq!(serde_json::to_string(&parsed).expect("serialises"), line);
         }
+        let (id, err) = parse_request(r#"{"id":9,"op":"attach"}"#).expect_err("needs a wormhole");
+        assert_eq!((id, err.code), (Some(9), ErrorCode::BadRequest));
+        let parsed: DaemonLine = serde_json::from_str(
+            r#"{"id":8,"ok":{"wormhole":2,"state":"waiting","dilated":false,"connected":false,"listening":[],"subchannels":[]}}"#,
+        )
+        .expect("attached");
+        assert!(matches!(
+            parsed,
+            DaemonLine::Response(Response {
+                outcome: Outcome::Ok(ResponseBody::Attached(DilationState { wormhole: 2, .. })),
+                ..
+            })
+        ));
+        let parsed: DaemonLine =
+            serde_json::from_str(r#"{"id":2,"ok":{"wormhole":5}}"#).expect("created");
+        assert!(
+            matches!(
+                parsed,
+                DaemonLine::Response(Response {
+                    outcome: Outcome::Ok(ResponseBody::Created { wormhole: 5 }),
+                    ..
+                })
+            ),
+            "a bare wormhole number is still `created`"
+        );
         let parsed: DaemonLine =
             serde_json::from_str(r#"{"id":5,"ok":{"subchannel":3,"socket":"/s"}}"#).expect("ok");
         assert!(matches!(

@@ -131,6 +131,14 @@ pub fn strip_ansi(line: &str) -> String {
     out
 }
 
+/// Parses a `WORD N HASH` line of `tests/python/dilation_peer.py` (`sent N HASH`,
+/// `received N HASH`): the byte count and the SHA-256 hex.
+pub fn count_and_hash(line: &str, word: &str) -> Option<(usize, String)> {
+    let mut parts = line.strip_prefix(word)?.split_whitespace();
+    let count = parts.next()?.parse().ok()?;
+    Some((count, parts.next()?.to_owned()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

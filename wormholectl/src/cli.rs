@@ -131,6 +131,12 @@ pub(crate) enum DilateCommand {
     },
     /// List the dilated wormholes (`ID STATE CODE`)
     List,
+    /// Attach to a dilated wormhole and print its state, then its events as they come, until it
+    /// closes or another client attaches (an app that restarted resumes the same way)
+    Watch {
+        /// The dilated wormhole's number (default: the only one)
+        id: Option<u64>,
+    },
     /// Close a dilated wormhole
     Close {
         /// The dilated wormhole's number
@@ -312,6 +318,18 @@ mod tests {
         assert!(matches!(
             parse(&["wormholectl", "config"]).command,
             Command::Config
+        ));
+        assert!(matches!(
+            parse(&["wormholectl", "dilate", "watch", "3"]).command,
+            Command::Dilate {
+                command: DilateCommand::Watch { id: Some(3) }
+            }
+        ));
+        assert!(matches!(
+            parse(&["wormholectl", "--json", "dilate", "watch"]).command,
+            Command::Dilate {
+                command: DilateCommand::Watch { id: None }
+            }
         ));
     }
 

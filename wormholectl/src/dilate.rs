@@ -6,12 +6,17 @@
 //! - `dilate pipe ID SUBPROTOCOL [--listen]` opens a subchannel (or waits for the peer to open
 //!   one) and streams stdin to it and it to stdout; stdin's end closes our half.
 //! - `dilate list` lists the dilated wormholes; `dilate close ID` closes one.
+//! - `dilate watch [ID]` attaches (`attach`: this connection gets the wormhole's events from
+//!   now on), prints its state, then one line per event until it closes or another client
+//!   attaches; `--json` prints the `attach` answer and the event lines as wormholed sent them.
 
 use std::io::{self, Read, Write};
 use std::os::unix::net::UnixStream;
 
 use anyhow::{anyhow, Context};
-use wormhole_protocol::control::{EventKind, RequestBody, ResponseBody, WormholeId};
+use wormhole_protocol::control::{
+    DilationState, EventKind, FailureKind, RequestBody, ResponseBody, WormholeId,
+};
 
 use crate::cli::{DilateCommand, GlobalArgs};
 use crate::connection::{Connection, Start};
@@ -32,6 +37,7 @@ pub(crate) fn run(global: &GlobalArgs, command: DilateCommand) -> anyhow::Result
             listen,
         } => pipe(id, subprotocol, listen),
         DilateCommand::List => list(global.json),
+        DilateCommand::Watch { id } => watch(id, global.json),
         DilateCommand::Close { id } => {
             connect(Start::Never)?.request(RequestBody::Close { wormhole: id })?;
             Ok(())
@@ -179,4 +185,193 @@ fn list(json: bool) -> anyhow::Result<()> {
         writeln!(out, "{line}").context("writing to standard output")?;
     }
     Ok(())
+}
+
+/// `dilate watch`: attach, print the state, then each event, until `closed` or `detached`.
+fn watch(id: Option<WormholeId>, json: bool) -> anyhow::Result<()> {
+    let mut connection = connect(Start::Never)?;
+    let wormhole = match id {
+        Some(id) => id,
+        None => only_dilated(&mut connection)?,
+    };
+    let answer = connection.request(RequestBody::Attach { wormhole })?;
+    let ResponseBody::Attached(state) = answer else {
+        return Err(anyhow!("wormholed answered attach with {answer:?}"));
+    };
+    let mut out = io::stdout().lock();
+    let text = if json {
+        format!(
+            "{}\n",
+            serde_json::to_string(&state).context("encoding the state")?
+        )
+    } else {
+        render_state(&state)
+    };
+    let mut failed: Option<(FailureKind, String)> = None;
+    let mut print = |text: &str| {
+        out.write_all(text.as_bytes())
+            .and_then(|()| out.flush())
+            .context("writing to standard output")
+    };
+    print(&text)?;
+    loop {
+        let received = connection.next_event()?;
+        if received.event.wormhole != wormhole {
+            continue;
+        }
+        let line = if json {
+            received.line.clone()
+        } else {
+            render_event(&received.event.kind, &received.line)
+        };
+        print(&format!("{line}\n"))?;
+        match received.event.kind {
+            EventKind::Error { kind, message } => failed = Some((kind, message)),
+            EventKind::Closed { .. } => break,
+            EventKind::Detached {} => {
+                eprintln!(
+                    "wormholectl: another client attached to wormhole {wormhole}; \
+                     it gets the events from now on"
+                );
+                return Ok(());
+            }
+            _ => {}
+        }
+    }
+    match failed {
+        Some((kind, message)) => Err(Failure::new(ExitCode::of_failure(kind), message).into()),
+        None => Ok(()),
+    }
+}
+
+/// The number of the only dilated wormhole; a usage failure if there is none or several.
+fn only_dilated(connection: &mut Connection) -> anyhow::Result<WormholeId> {
+    let ResponseBody::Wormholes { wormholes } = connection.request(RequestBody::List)? else {
+        return Err(anyhow!("wormholed answered list with something else"));
+    };
+    let dilated: Vec<WormholeId> = wormholes
+        .iter()
+        .filter(|w| w.kind == "dilate")
+        .map(|w| w.wormhole)
+        .collect();
+    match dilated[..] {
+        [id] => Ok(id),
+        [] => Err(Failure::new(ExitCode::Usage, "wormholed has no dilated wormhole").into()),
+        _ => {
+            let ids: Vec<String> = dilated.iter().map(ToString::to_string).collect();
+            Err(Failure::new(
+                ExitCode::Usage,
+                format!(
+                    "wormholed has several dilated wormholes ({}): name one",
+                    ids.join(", ")
+                ),
+            )
+            .into())
+        }
+    }
+}
+
+/// The human form of an `attach` answer: `ID STATE CODE` as `dilate list`, whether the peer is
+/// connected, what is listened for, one line per subchannel.
+fn render_state(state: &DilationState) -> String {
+    let connected = if state.connected {
+        "connected"
+    } else {
+        "not connected"
+    };
+    let mut text = format!(
+        "{} {} {} ({connected})\n",
+        state.wormhole,
+        state.state,
+        state.code.as_deref().unwrap_or("-")
+    );
+    if !state.listening.is_empty() {
+        text.push_str(&format!("listening {}\n", state.listening.join(" ")));
+    }
+    for sub in &state.subchannels {
+        text.push_str(&format!(
+            "subchannel {} {} {}\n",
+            sub.subchannel,
+            sub.subprotocol,
+            sub.socket.as_deref().unwrap_or("(in use)")
+        ));
+    }
+    text
+}
+
+/// The human form of an event: its name, then its fields. `line` is the JSON it came in, for
+/// the name of an event kind this wormholectl does not know.
+fn render_event(kind: &EventKind, line: &str) -> String {
+    match kind {
+        EventKind::Motd { text } => format!("motd {text}"),
+        EventKind::Code { code } => format!("code {code}"),
+        EventKind::Key { verifier, .. } => format!("key {verifier}"),
+        EventKind::Warning { message } => format!("warning {message}"),
+        EventKind::Error { kind, message } => {
+            let kind = serde_json::to_value(kind)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default();
+            format!("error {kind}: {message}")
+        }
+        EventKind::Closed { mood } => format!("closed {mood}"),
+        EventKind::SubchannelOpened {
+            subchannel,
+            subprotocol,
+            socket,
+        } => format!("subchannel-opened {subchannel} {subprotocol} {socket}"),
+        EventKind::SubchannelClosed { subchannel } => format!("subchannel-closed {subchannel}"),
+        _ => serde_json::from_str::<serde_json::Value>(line)
+            .ok()
+            .and_then(|v| v.get("event").and_then(|e| e.as_str().map(str::to_owned)))
+            .unwrap_or_else(|| line.to_owned()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use wormhole_protocol::control::SubchannelState;
+
+    use super::*;
+
+    #[test]
+    fn state_and_event_rendering() {
+        let state = DilationState {
+            wormhole: 3,
+            code: Some("4-a-b".into()),
+            state: "reconnecting".into(),
+            dilated: true,
+            connected: false,
+            listening: vec!["chat".into(), "files".into()],
+            subchannels: vec![
+                SubchannelState {
+                    subchannel: 1,
+                    subprotocol: "chat".into(),
+                    socket: None,
+                },
+                SubchannelState {
+                    subchannel: 4,
+                    subprotocol: "files".into(),
+                    socket: Some("/s".into()),
+                },
+            ],
+        };
+        assert_eq!(
+            render_state(&state),
+            "3 reconnecting 4-a-b (not connected)\nlistening chat files\n\
+             subchannel 1 chat (in use)\nsubchannel 4 files /s\n"
+        );
+        let line = r#"{"wormhole":3,"event":"reconnected"}"#;
+        assert_eq!(
+            render_event(&EventKind::Reconnected {}, line),
+            "reconnected"
+        );
+        let error = EventKind::Error {
+            kind: FailureKind::Peer,
+            message: "gone".into(),
+        };
+        assert_eq!(render_event(&error, ""), "error peer: gone");
+        let line = r#"{"wormhole":3,"event":"teleported"}"#;
+        assert_eq!(render_event(&EventKind::Unknown, line), "teleported");
+    }
 }

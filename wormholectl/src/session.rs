@@ -191,6 +191,7 @@ impl Session {
             | EventKind::Reconnected {}
             | EventKind::SubchannelOpened { .. }
             | EventKind::SubchannelClosed { .. }
+            | EventKind::Detached {}
             | EventKind::Unknown => {}
         }
         Ok(Step::Continue)

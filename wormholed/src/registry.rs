@@ -3,7 +3,8 @@
 //! Inputs: [`ClientRequest`] from control sessions, [`SessionGone`] when a client disconnects,
 //! [`WormholeNote`] from the wormholes themselves. It allocates wormhole ids, creates wormholes
 //! through the composition root ([`crate::wire`]), forwards per-wormhole requests to them, answers
-//! `list`, cancels the wormholes of a client that went away, and stops the daemon on `shutdown`.
+//! `list`, cancels the wormholes of a client that went away (a dilated wormhole only forgets
+//! it: [`DilateCommand::ClientGone`]), and stops the daemon on `shutdown`.
 //! Every answer goes back through the session's [`ToClient`] recipient, so that a `created`
 //! response always reaches the client before the first event of that wormhole.
 
@@ -89,8 +90,8 @@ struct Entry {
     code: Option<String>,
     state: &'static str,
     commands: Recipient<AppCommand>,
-    /// Dilated wormholes only: where `listen`, `open-subchannel` and `close` go. These outlive
-    /// their client's session.
+    /// Dilated wormholes only: where `listen`, `open-subchannel`, `close` and `attach` go.
+    /// These outlive their client's session.
     dilation: Option<Recipient<DilateCommand>>,
 }
 
@@ -432,6 +433,13 @@ impl Handler<ClientRequest> for Registry {
                 };
                 self.forward_dilation(&client, id, wormhole, command);
             }
+            RequestBody::Attach { wormhole } => {
+                let command = DilateCommand::Attach {
+                    client: client.clone(),
+                    id,
+                };
+                self.forward_dilation(&client, id, wormhole, command);
+            }
             RequestBody::Hello { .. } => client.respond(
                 id,
                 Err(ControlError::new(
@@ -451,16 +459,17 @@ impl Handler<SessionGone> for Registry {
     type Result = ();
 
     fn handle(&mut self, SessionGone(session): SessionGone, _: &mut Context<Self>) {
-        // Dilated wormholes stay open until their owner closes them.
-        let owned = self
-            .wormholes
-            .values()
-            .filter(|e| e.owner == session && e.dilation.is_none());
-        for entry in owned {
-            entry.commands.do_send(AppCommand::Cancel {
-                reply: None,
-                reason: "its client disconnected".into(),
-            });
+        // Dilated wormholes stay open until their owner closes them; they stop sending to the
+        // client (its events wait for an `attach`).
+        for entry in self.wormholes.values() {
+            match &entry.dilation {
+                Some(dilation) => dilation.do_send(DilateCommand::ClientGone(session)),
+                None if entry.owner == session => entry.commands.do_send(AppCommand::Cancel {
+                    reply: None,
+                    reason: "its client disconnected".into(),
+                }),
+                None => {}
+            }
         }
     }
 }

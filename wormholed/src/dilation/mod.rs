@@ -18,11 +18,13 @@
 //!   while the machine's outbound budget is full (`WritesPaused` .. `WritesResumed`).
 //!
 //! Inputs: [`AppEvent`], [`AppKey`] (the mailbox machine), [`AppCommand`] (`cancel` from the
-//! registry), [`DilateCommand`] (`listen`, `open-subchannel`, `close`), [`Io`] (socket tasks),
-//! the timer. Outputs: control events to the owner, [`WormholeNote`]s, mailbox inputs.
+//! registry), [`DilateCommand`] (`listen`, `open-subchannel`, `close`, `attach`, a client gone),
+//! [`Io`] (socket tasks), the timer. Outputs: control events to the attached client and to
+//! listeners (`attach.rs`), [`WormholeNote`]s, mailbox inputs.
 //!
 //! Mirrors the IO half of `src/wormhole/_dilation/connector.py` and `manager.py`.
 
+mod attach;
 mod io;
 
 use std::collections::{HashMap, VecDeque};
@@ -53,9 +55,10 @@ use wormhole_protocol::transit::race;
 use crate::app::{failure_kind, mood_name, AppCommand, AppEvent, AppKey};
 use crate::clock;
 use crate::host::Feed;
-use crate::registry::{Client, ToClient, WormholeNote};
+use crate::registry::{Client, SessionId, ToClient, WormholeNote};
 use crate::transit::TransitConfig;
 
+use self::attach::Audience;
 use self::io::{ConnectionTasks, Gauge, Outgoing};
 
 /// Bytes waiting for subchannel clients above which TCP reads pause.
@@ -99,6 +102,15 @@ pub(crate) enum DilateCommand {
         /// The request id.
         id: u64,
     },
+    /// Send the wormhole's events to this client from now on; answer with its state.
+    Attach {
+        /// Who asked.
+        client: Client,
+        /// The request id.
+        id: u64,
+    },
+    /// A control connection closed: it is no longer attached nor a listener.
+    ClientGone(SessionId),
 }
 
 /// What the socket tasks report.
@@ -210,7 +222,8 @@ struct Subchannel {
 /// The actor hosting one [`Dilation`].
 pub(crate) struct DilationHost {
     id: WormholeId,
-    owner: Client,
+    /// The attached client and the listeners.
+    audience: Audience,
     registry: Recipient<WormholeNote>,
     mailbox: Recipient<Feed<Input>>,
     halt: Option<Box<dyn FnOnce()>>,
@@ -225,8 +238,6 @@ pub(crate) struct DilationHost {
     openers: HashMap<ConnectionId, Opener>,
     generations: HashMap<Generation, Vec<JoinHandle<()>>>,
     subchannels: HashMap<SubchannelId, Subchannel>,
-    /// Who asked to `listen` for each subprotocol: its `subchannel-opened` events go there.
-    listeners: HashMap<String, Client>,
     /// Bytes queued for subchannel clients; gates TCP reads.
     to_clients: Rc<Gauge>,
     /// Open while the machine accepts writes; gates client reads.
@@ -253,7 +264,7 @@ impl DilationHost {
             .collect();
         Self {
             id: setup.id,
-            owner: setup.owner,
+            audience: Audience::new(setup.id, setup.owner),
             registry: setup.registry,
             mailbox: setup.mailbox,
             halt: Some(setup.halt),
@@ -267,7 +278,6 @@ impl DilationHost {
             openers: HashMap::new(),
             generations: HashMap::new(),
             subchannels: HashMap::new(),
-            listeners: HashMap::new(),
             to_clients: Rc::new(Gauge::new(CLIENT_HIGH_WATER, CLIENT_LOW_WATER)),
             client_reads: Rc::new(watch::channel(true).0),
             dilated: false,
@@ -277,12 +287,13 @@ impl DilationHost {
     }
 
     fn emit(&self, kind: EventKind) {
-        self.owner
-            .lines
-            .do_send(ToClient(DaemonLine::Event(ControlEvent {
-                wormhole: self.id,
-                kind,
-            })));
+        self.audience.emit(kind);
+    }
+
+    /// The state `list` (and `attach`) shows changed.
+    fn note_state(&mut self, state: &'static str) {
+        self.audience.state(state);
+        self.registry.do_send(WormholeNote::State(self.id, state));
     }
 
     fn feed(&mut self, input: DilationInput, ctx: &mut Context<Self>) {
@@ -371,8 +382,7 @@ impl DilationHost {
             }
             DilationEvent::Connected { generation } => {
                 tracing::info!(wormhole = self.id, generation, "dilated");
-                self.registry
-                    .do_send(WormholeNote::State(self.id, "dilated"));
+                self.note_state("dilated");
                 if self.dilated {
                     self.emit(EventKind::Reconnected {});
                 } else {
@@ -381,14 +391,23 @@ impl DilationHost {
                 }
             }
             DilationEvent::Disconnected => {
-                self.registry
-                    .do_send(WormholeNote::State(self.id, "reconnecting"));
+                self.note_state("reconnecting");
                 self.emit(EventKind::Disconnected {});
             }
             DilationEvent::SubchannelOpened { scid, subprotocol } => {
                 match self.new_subchannel(scid, ctx) {
                     Ok(socket) => {
-                        let to = self.listeners.get(&subprotocol).unwrap_or(&self.owner);
+                        self.audience.subchannel(scid, &subprotocol, |scid| {
+                            self.subchannels.contains_key(scid)
+                        });
+                        let Some(to) = self.audience.opened_to(&subprotocol) else {
+                            tracing::debug!(
+                                wormhole = self.id,
+                                scid,
+                                "subchannel opened with nobody to tell; it waits for attach"
+                            );
+                            return;
+                        };
                         to.lines.do_send(ToClient(DaemonLine::Event(ControlEvent {
                             wormhole: self.id,
                             kind: EventKind::SubchannelOpened {
@@ -576,8 +595,7 @@ impl DilationHost {
             return;
         }
         self.closing = true;
-        self.registry
-            .do_send(WormholeNote::State(self.id, "closing"));
+        self.note_state("closing");
         self.feed(DilationInput::Stop, ctx);
         self.teardown();
         self.mailbox.do_send(Feed(Input::Close));
@@ -661,13 +679,12 @@ impl Handler<AppEvent> for DilationHost {
             Event::Code(code) => {
                 self.registry
                     .do_send(WormholeNote::Code(self.id, code.clone()));
-                self.registry
-                    .do_send(WormholeNote::State(self.id, "waiting"));
+                self.audience.code(&code);
+                self.note_state("waiting");
                 self.emit(EventKind::Code { code });
             }
             Event::Verified { verifier } => {
-                self.registry
-                    .do_send(WormholeNote::State(self.id, "connecting"));
+                self.note_state("connecting");
                 self.emit(EventKind::Key {
                     verifier: hex::encode(verifier),
                     confirm: false,
@@ -734,7 +751,7 @@ impl Handler<DilateCommand> for DilationHost {
                 subprotocol,
             } => {
                 client.respond(id, Ok(ResponseBody::Done {}));
-                self.listeners.insert(subprotocol.clone(), client);
+                self.audience.listen(subprotocol.clone(), client);
                 self.machine.listen(&subprotocol);
                 self.flush(ctx);
             }
@@ -760,6 +777,11 @@ impl Handler<DilateCommand> for DilationHost {
                             ))
                         }
                     });
+                if let Ok(ResponseBody::Subchannel { subchannel, .. }) = &opened {
+                    self.audience.subchannel(*subchannel, &subprotocol, |scid| {
+                        self.subchannels.contains_key(scid)
+                    });
+                }
                 client.respond(id, opened);
                 self.flush(ctx);
             }
@@ -767,6 +789,8 @@ impl Handler<DilateCommand> for DilationHost {
                 client.respond(id, Ok(ResponseBody::Done {}));
                 self.close(ctx);
             }
+            DilateCommand::Attach { client, id } => self.attach(client, id),
+            DilateCommand::ClientGone(session) => self.audience.gone(session),
         }
     }
 }
