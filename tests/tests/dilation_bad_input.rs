@@ -293,14 +293,9 @@ fn an_open_for_a_subprotocol_nobody_listens_for_is_held_until_listen() {
 
 /// On a live L2 connection (relay-only, through a [`TcpProxy`] in front of the relay), a length
 /// prefix of 4 GiB is injected toward our daemon while Python streams to us (between two frames
-/// or inside one: either way the connection is corrupt). The connection ends, the daemon
-/// reports `disconnected`, reconnects (`reconnected`), and the stream arrives exactly. Why it
-/// ends is not asserted, because the daemon logs no `dilation: connection failed` for it. The
-/// cause (seen with strace: the daemon itself shuts the socket down right after a read, no EOF
-/// came first): DATA records decoded from the same read before the bad prefix are processed
-/// after the L2 connection has failed; sending their ACK fails, and `Dilation::send`
-/// (protocol/src/dilation/manager.rs) drops the connection and reports it lost, so
-/// `connection_data` no longer finds it and emits no `ConnectionFailed` with the reason.
+/// or inside one: either way the connection is corrupt). The connection ends with a logged
+/// reason (`dilation: connection failed`: the frame is too large, or it does not decrypt), the
+/// daemon reports `disconnected`, reconnects (`reconnected`), and the stream arrives exactly.
 #[test]
 fn a_bad_length_prefix_on_a_live_connection_is_dropped_and_the_wormhole_reconnects() {
     const SIZE: usize = 4 << 20;
@@ -324,6 +319,11 @@ fn a_bad_length_prefix_on_a_live_connection_is_dropped_and_the_wormhole_reconnec
         let mut rest = Vec::new();
         stream.read_to_end(&mut rest).map(|_| rest)
     });
+    let logged = connection_failed(&mut setup.daemon);
+    assert!(
+        logged.contains("exceeds the limit") || logged.contains("failed to decrypt"),
+        "{logged}"
+    );
     control.event("disconnected");
     control.event("reconnected");
     let rest = reader

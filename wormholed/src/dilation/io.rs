@@ -287,12 +287,17 @@ async fn read_connection(
     let mut buf = vec![0; RAW_READ];
     let mut opener = loop {
         let n = match read.read(&mut buf).await {
-            Ok(0) | Err(_) => {
-                let _ = me.send(Io::Lost { id }).await;
-                return;
-            }
+            Ok(0) => 0,
             Ok(n) => n,
+            Err(e) => {
+                tracing::debug!(id, error = %e, "dilation: read failed");
+                0
+            }
         };
+        if n == 0 {
+            let _ = me.send(Io::Lost { id }).await;
+            return;
+        }
         let data = buf[..n].to_vec();
         match raw.send(RawData { id, data }).await {
             Ok(Some(opener)) => break opener,
@@ -325,12 +330,12 @@ async fn read_connection(
         let input = opener.input();
         input.reserve(TCP_READ);
         match read.read_buf(input).await {
-            Ok(0) | Err(_) => {
-                let _ = me.send(Io::Lost { id }).await;
-                return;
-            }
-            Ok(_) => {}
+            Ok(0) => {}
+            Ok(_) => continue,
+            Err(e) => tracing::debug!(id, error = %e, "dilation: read failed"),
         }
+        let _ = me.send(Io::Lost { id }).await;
+        return;
     }
 }
 
