@@ -36,8 +36,9 @@ The data are a fixed pattern (a 4 MiB block of seeded pseudo-random bytes, repea
 Each pair gets one discarded warm-up run with 1 MiB, then `--runs` timed runs, interleaved
 round-robin (rotated order per round). Before each round the one-core ChaCha20-Poly1305 rate is
 measured with `--chacha-bin` (protocol/examples/chacha_rate.rs: the `chacha20poly1305` crate 0.10,
-the one snow uses for Dilation's Noise records, 64 KiB records, seal and open, one thread), so the
-cipher figure comes from the same run. Daemon threads are sampled every 0.1 s from /proc, which
+which the goal names, and `ring` 0.17, which wormholed's Dilation transport uses; 64 KiB records,
+seal and open, one thread), so the cipher figures come from the same run. bench/floor.py gives the
+CPU floor of the data path (socket copies, SHA-256, cipher) on the machine. Daemon threads are sampled every 0.1 s from /proc, which
 gives the CPU per thread.
 
 Everything is bounded (`--timeout` per wait) and loopback only; every process this script starts
@@ -345,10 +346,12 @@ def one_run(world, s_kind, r_kind, tag, size, sha):
 
 
 def chacha_rate(args):
-    out = subprocess.run([args.chacha_bin, str(args.chacha_mib)], capture_output=True, text=True,
-                         timeout=args.timeout, check=True).stdout.split()
-    # chacha20poly1305 seal <MB/s> open <MB/s> MB/s ...
-    return float(out[2]), float(out[4])
+    """(seal, open) MB/s of the `chacha20poly1305` crate, then of `ring` (None if not printed)."""
+    lines = subprocess.run([args.chacha_bin, str(args.chacha_mib)], capture_output=True,
+                           text=True, timeout=args.timeout, check=True).stdout.splitlines()
+    # `<impl> seal <MB/s> open <MB/s> MB/s ...`, one line per implementation
+    rates = {f[0]: (float(f[2]), float(f[4])) for f in (line.split() for line in lines) if f}
+    return rates["chacha20poly1305"] + rates.get("ring", (None, None))
 
 
 def pattern_sha256(size):
@@ -408,7 +411,7 @@ def main():
         if have_chacha:
             chacha.append(chacha_rate(args))
             step(f"chacha20poly1305 one core: seal {chacha[-1][0]:.0f} open "
-                 f"{chacha[-1][1]:.0f} MB/s")
+                 f"{chacha[-1][1]:.0f} MB/s; ring: seal {chacha[-1][2]:.0f} open {chacha[-1][3]:.0f}")
         k = i % len(pairs)
         for name, s, r in pairs[k:] + pairs[:k]:
             step(f"run {i + 1}/{args.runs} {name}")
@@ -472,7 +475,11 @@ def main():
         print(f"- one-core ChaCha20-Poly1305 (`chacha20poly1305` 0.10, 64 KiB records, "
               f"protocol/examples/chacha_rate.rs, {args.chacha_mib} MiB per measurement, once "
               f"before each round): seal {f0(seal)} MB/s, open {f0(opn)} MB/s (median of "
-              f"{len(chacha)}; all: " + ", ".join(f"{f0(a)}/{f0(b)}" for a, b in chacha) + ")")
+              f"{len(chacha)}; all: " + ", ".join(f"{f0(c[0])}/{f0(c[1])}" for c in chacha) + ")")
+        if all(c[2] is not None for c in chacha):
+            print(f"- the same with `ring` 0.17 (the implementation wormholed uses): seal "
+                  f"{f0(med(c[2] for c in chacha))} MB/s, open {f0(med(c[3] for c in chacha))} "
+                  f"MB/s (median of {len(chacha)})")
         print(f"- goal: ours -> ours ≥ 80 % of the one-core cipher rate (the lower of seal/open, "
               f"{f0(rate)} MB/s): {ours_mbps / rate * 100:.0f} % "
               f"({'met' if ours_mbps >= 0.8 * rate else 'NOT met'})")

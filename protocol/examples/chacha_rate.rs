@@ -3,6 +3,10 @@
 //! in place, detached tags, counter nonces, on one thread; prints one line per direction:
 //!
 //!   `chacha20poly1305 seal <MB/s> open <MB/s> record 65536 bytes <N>`
+//!   `ring seal <MB/s> open <MB/s> record 65536 bytes <N>`
+//!
+//! The first is the crate the goal names (and snow's default); the second is `ring`, which
+//! wormholed's Dilation transport uses.
 //!
 //! Run: `cargo run --release --example chacha_rate -p wormhole-protocol [-- MIB]`.
 //! bench/dilation.py runs it once per round, so the cipher rate comes from the same run.
@@ -60,25 +64,75 @@ fn main() {
 
     // Open: the same record (one valid ciphertext) opened `records` times, restored each time
     // by a copy that is timed out separately.
-    let mut work = sealed_once.0.clone();
+    let open = time_open(records, &sealed_once.0, |work| {
+        cipher
+            .decrypt_in_place_detached(&nonce(0), b"", work, &sealed_once.1)
+            .expect("open");
+    });
+    report("chacha20poly1305", records, seal, open);
+    std::hint::black_box(&tags);
+    ring_rate(records);
+}
+
+/// The same measurement with `ring` 0.17, the implementation wormholed's Dilation transport
+/// (`l2::Sealer` / `l2::Opener`) uses.
+fn ring_rate(records: usize) {
+    use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, CHACHA20_POLY1305};
+    let key = LessSafeKey::new(UnboundKey::new(&CHACHA20_POLY1305, &[7u8; 32]).expect("key"));
+    let nonce = |n: u64| {
+        let mut bytes = [0u8; 12];
+        bytes[4..].copy_from_slice(&n.to_le_bytes());
+        Nonce::assume_unique_for_key(bytes)
+    };
+    let mut buf = vec![0x5au8; RECORD];
+    for n in 0..64u64 {
+        let tag = key
+            .seal_in_place_separate_tag(nonce(n), Aad::empty(), &mut buf)
+            .expect("seal");
+        std::hint::black_box(&tag);
+    }
+    let start = Instant::now();
+    for n in 0..records as u64 {
+        let tag = key
+            .seal_in_place_separate_tag(nonce(n), Aad::empty(), &mut buf)
+            .expect("seal");
+        std::hint::black_box(&tag);
+    }
+    let seal = start.elapsed().as_secs_f64();
+    let mut sealed = vec![0x5au8; RECORD];
+    let tag = key
+        .seal_in_place_separate_tag(nonce(0), Aad::empty(), &mut sealed)
+        .expect("seal");
+    sealed.extend_from_slice(tag.as_ref());
+    let open = time_open(records, &sealed, |work| {
+        key.open_in_place(nonce(0), Aad::empty(), work)
+            .expect("open");
+    });
+    report("ring", records, seal, open);
+}
+
+/// Seconds to open `records` times a copy of `sealed` (the copies are not counted).
+fn time_open(records: usize, sealed: &[u8], mut open: impl FnMut(&mut [u8])) -> f64 {
+    let mut work = sealed.to_vec();
     let mut copy_s = 0.0;
     let start = Instant::now();
     for _ in 0..records {
-        cipher
-            .decrypt_in_place_detached(&nonce(0), b"", &mut work, &sealed_once.1)
-            .expect("open");
+        open(&mut work);
         let c = Instant::now();
-        work.copy_from_slice(&sealed_once.0);
+        work.copy_from_slice(sealed);
         copy_s += c.elapsed().as_secs_f64();
     }
-    let open = start.elapsed().as_secs_f64() - copy_s;
+    start.elapsed().as_secs_f64() - copy_s
+}
+
+/// One result line: `<name> seal <MB/s> open <MB/s> MB/s record <bytes> bytes <total>`.
+fn report(name: &str, records: usize, seal: f64, open: f64) {
     let bytes = (records * RECORD) as f64;
     println!(
-        "chacha20poly1305 seal {:.0} open {:.0} MB/s record {} bytes {}",
+        "{name} seal {:.0} open {:.0} MB/s record {} bytes {}",
         bytes / seal / 1e6,
         bytes / open / 1e6,
         RECORD,
         records * RECORD
     );
-    std::hint::black_box(&tags);
 }
