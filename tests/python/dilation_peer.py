@@ -12,9 +12,11 @@ allocated code (printed on stderr as `Wormhole code is: <code>`), dilates it
 - --unknown-record T (with --send or --receive): once dilated, first sends one L3 record whose
   type byte is T (e.g. 9, which no version defines) on the live L2 connection, through the
   library's own Noise framing (a test-only monkeypatch of `encode_record`); prints
-  `sent unknown record 0x09` on stderr.
+  `sent unknown record 0x09` on stderr;
+- --role leader|follower: takes that Dilation role (its `please` side is set to ffff… or 0000…,
+  beyond or below any random side).
 
-Progress goes to stderr (`dilated`, `subchannel closed`). Then it waits until stdin closes, closes
+Progress goes to stderr (`dilated`, then `role leader` or `role follower`, `subchannel closed`). Then it waits until stdin closes, closes
 the wormhole and exits 0. Only 127.0.0.1 is advertised as a direct hint.
 """
 
@@ -73,12 +75,23 @@ def main():
     mode.add_argument("--receive", action="store_true", help="read one subchannel")
     mode.add_argument("--no-dilation", action="store_true", help="do not offer dilation")
     parser.add_argument(
+        "--role",
+        choices=["leader", "follower"],
+        help="take this Dilation role: our dilation side is set to the greatest (leader) or the "
+        "least (follower) 16-hex-digit side, so the peer's random side loses or wins",
+    )
+    parser.add_argument(
         "--unknown-record",
         type=int,
         metavar="T",
         help="once dilated, send one record of type byte T on the live connection",
     )
     args = parser.parse_args()
+    if args.role is not None:
+        from wormhole._dilation import manager
+
+        side = "f" * 16 if args.role == "leader" else "0" * 16
+        manager.make_side = lambda: side
 
     from twisted.internet import reactor
     from twisted.internet.defer import Deferred, inlineCallbacks
@@ -131,6 +144,10 @@ def main():
                 yield dw.listener_for(args.subprotocol).listen(factory)
             yield dw.when_dilated()
             say(sys.stderr, "dilated")
+            from wormhole._dilation.roles import LEADER
+
+            took = "leader" if dw._manager._my_role is LEADER else "follower"
+            say(sys.stderr, f"role {took}")
             if args.unknown_record is not None:
                 send_unknown_record(dw, args.unknown_record)
                 say(sys.stderr, f"sent unknown record {args.unknown_record:#04x}")

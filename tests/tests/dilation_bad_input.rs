@@ -341,18 +341,26 @@ fn a_bad_length_prefix_on_a_live_connection_is_dropped_and_the_wormhole_reconnec
 /// once dilated, sends one record whose type byte is 0x09 through its own encryption and
 /// framing, then opens a subchannel and streams bytes. The daemon fails that connection with
 /// a logged reason (`dilation: connection failed` ... `unknown dilation record type 0x09`),
-/// reports `disconnected`, and the wormhole reconnects (`reconnected`: whichever side leads,
-/// the reference and we start a new generation); the OPEN and DATA records, which followed the
-/// bad record on the dropped connection, are replayed on the new one, so the subchannel
-/// carries every byte exactly. The daemon does not panic and keeps serving.
-#[test]
-fn a_record_of_an_unknown_type_on_a_live_connection_is_dropped_and_the_wormhole_reconnects() {
+/// reports `disconnected`, and the wormhole reconnects (`reconnected`: the reference and we
+/// start a new generation, with Python as Leader and as Follower); the OPEN and DATA records,
+/// which followed the bad record on the dropped connection, are replayed on the new one, so
+/// the subchannel carries every byte exactly. The daemon does not panic and keeps serving.
+fn unknown_record(python_role: &str) {
     const SIZE: usize = 1 << 20;
     let mut setup = DilationSetup::start(&[("WORMHOLED_LOG", "info,wormholed=debug")]);
     let mut control = Control::connect(&setup.daemon);
     let (wormhole, code) = dilate_and_listen(&mut control, false, "test");
     let size = SIZE.to_string();
-    let mut peer = setup.peer(&["--code", &code, "--unknown-record", "9", "--send", &size]);
+    let mut peer = setup.peer(&[
+        "--code",
+        &code,
+        "--unknown-record",
+        "9",
+        "--send",
+        &size,
+        "--role",
+        python_role,
+    ]);
     control.event("dilated");
     peer.wait_for_stderr("`sent unknown record 0x09`", TIMEOUT, |l| {
         (l == "sent unknown record 0x09").then_some(())
@@ -382,4 +390,14 @@ fn a_record_of_an_unknown_type_on_a_live_connection_is_dropped_and_the_wormhole_
     assert!(!log.contains("panicked"), "{log}");
     close_dilated(&mut control, &wormhole);
     peer.wait_with_timeout(TIMEOUT);
+}
+
+#[test]
+fn a_record_of_an_unknown_type_from_a_leader_is_dropped_and_the_wormhole_reconnects() {
+    unknown_record("leader");
+}
+
+#[test]
+fn a_record_of_an_unknown_type_from_a_follower_is_dropped_and_the_wormhole_reconnects() {
+    unknown_record("follower");
 }

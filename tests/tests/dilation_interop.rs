@@ -1,8 +1,8 @@
 //! Dilation between our daemon (driven over its control socket: `dilate`, `listen`,
 //! `open-subchannel`, `close`) and the Python reference library (magic-wormhole 0.24.0, through
 //! `tests/python/dilation_peer.py`), with the reference mailbox server and transit relay on
-//! 127.0.0.1: a subchannel each way carries bytes that must arrive exactly (SHA-256, by
-//! `sha256sum`), over direct TCP and relay-only; a peer that cannot dilate fails clearly; and
+//! 127.0.0.1: a subchannel each way carries 10 MiB that must arrive exactly (SHA-256), with
+//! Python as Leader and as Follower, over direct TCP and relay-only; a peer that cannot dilate fails clearly; and
 //! `wormholectl dilate open/pipe/list/close` drive the same from the command line.
 
 use std::io::{Read, Write};
@@ -17,21 +17,47 @@ use wormhole_tests::{
     assert_success, dilate_and_listen, noise, run, Control, DilationSetup, Process, TIMEOUT,
 };
 
-/// Python opens a subchannel and sends bytes; they arrive exactly through our subchannel
+/// The Python peer's Dilation role, forced with `dilation_peer.py --role` (its `please` side
+/// is set above or below any random side, ours included).
+#[derive(Clone, Copy)]
+enum PythonRole {
+    Leader,
+    Follower,
+}
+
+impl PythonRole {
+    fn arg(self) -> &'static str {
+        match self {
+            Self::Leader => "leader",
+            Self::Follower => "follower",
+        }
+    }
+}
+
+/// Waits for the peer's `role …` line and checks it took the role it was given.
+fn assert_role(peer: &mut Process, role: PythonRole) {
+    let took = peer.wait_for_stderr("`role …`", TIMEOUT, |line| {
+        line.strip_prefix("role ").map(str::to_owned)
+    });
+    assert_eq!(took, role.arg(), "the Python peer's Dilation role");
+}
+
+/// Python opens a subchannel and sends 10 MiB; they arrive exactly through our subchannel
 /// socket, which ends (EOF) when Python closes the subchannel.
-fn python_to_us(no_listen: bool) {
-    const SIZE: usize = 3 << 20;
+fn python_to_us(no_listen: bool, role: PythonRole) {
+    const SIZE: usize = 10 << 20;
     let setup = DilationSetup::start(&[]);
     let mut control = Control::connect(&setup.daemon);
     let (wormhole, code) = dilate_and_listen(&mut control, no_listen, "test");
 
     let size = SIZE.to_string();
-    let mut args = vec!["--code", &code, "--send", &size];
+    let mut args = vec!["--code", &code, "--send", &size, "--role", role.arg()];
     if no_listen {
         args.push("--no-listen");
     }
     let mut peer = setup.peer(&args);
     control.event("dilated");
+    assert_role(&mut peer, role);
     let mut stream = accept_subchannel(&mut control, "test");
     let mut received = Vec::new();
     stream
@@ -46,26 +72,31 @@ fn python_to_us(no_listen: bool) {
 }
 
 #[test]
-fn python_opens_a_subchannel_and_its_bytes_arrive_exactly() {
-    python_to_us(false);
+fn python_leads_opens_a_subchannel_and_its_bytes_arrive_exactly() {
+    python_to_us(false, PythonRole::Leader);
+}
+
+#[test]
+fn python_follows_opens_a_subchannel_and_its_bytes_arrive_exactly() {
+    python_to_us(false, PythonRole::Follower);
 }
 
 #[test]
 fn relay_only_dilation_carries_a_subchannel() {
-    python_to_us(true);
+    python_to_us(true, PythonRole::Follower);
 }
 
-/// We open a subchannel and stream bytes through its socket; Python reads exactly them, and our
-/// half-close ends its subchannel.
-#[test]
-fn we_open_a_subchannel_and_python_reads_our_bytes_exactly() {
-    const SIZE: usize = 2 << 20;
+/// We open a subchannel and stream 10 MiB through its socket; Python reads exactly them, and
+/// our half-close ends its subchannel.
+fn us_to_python(role: PythonRole) {
+    const SIZE: usize = 10 << 20;
     let setup = DilationSetup::start(&[]);
-    let mut peer = setup.peer(&["--receive"]);
+    let mut peer = setup.peer(&["--receive", "--role", role.arg()]);
     let code = peer.wormhole_code(TIMEOUT);
     let mut control = Control::connect(&setup.daemon);
     let wormhole = control.ok(json!({"op": "dilate", "code": code}))["wormhole"].clone();
     control.event("dilated");
+    assert_role(&mut peer, role);
     let mut stream = open_subchannel(&mut control, &wormhole, "test");
     let data = noise(SIZE);
     stream.write_all(&data).expect("write the subchannel");
@@ -79,6 +110,16 @@ fn we_open_a_subchannel_and_python_reads_our_bytes_exactly() {
 
     close_dilated(&mut control, &wormhole);
     peer.wait_with_timeout(TIMEOUT);
+}
+
+#[test]
+fn we_open_a_subchannel_and_python_leading_reads_our_bytes_exactly() {
+    us_to_python(PythonRole::Leader);
+}
+
+#[test]
+fn we_open_a_subchannel_and_python_following_reads_our_bytes_exactly() {
+    us_to_python(PythonRole::Follower);
 }
 
 /// A peer whose version offers no dilation: the dilated wormhole fails with a clear error.
