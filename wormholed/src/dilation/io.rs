@@ -180,18 +180,21 @@ const CONNECTION_THREADS: usize = 2;
 /// Bytes written to a TCP connection at once, at most (records queued together are batched).
 const TCP_WRITE_BATCH: usize = 256 << 10;
 
-/// The runtime of the connection tasks, made on first use and shared by every wormhole.
+/// The runtime of the connection tasks, made once on first use and shared by every wormhole.
 fn connection_runtime() -> io::Result<&'static tokio::runtime::Runtime> {
-    static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
-    if let Some(runtime) = RUNTIME.get() {
-        return Ok(runtime);
-    }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(CONNECTION_THREADS)
-        .thread_name("dilation-io")
-        .enable_all()
-        .build()?;
-    Ok(RUNTIME.get_or_init(|| runtime))
+    static RUNTIME: std::sync::OnceLock<Result<tokio::runtime::Runtime, String>> =
+        std::sync::OnceLock::new();
+    RUNTIME
+        .get_or_init(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(CONNECTION_THREADS)
+                .thread_name("dilation-io")
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())
+        })
+        .as_ref()
+        .map_err(|e| io::Error::other(format!("cannot start the connection runtime: {e}")))
 }
 
 /// What a connection's writer is given, in order.
@@ -213,7 +216,7 @@ pub(super) struct ConnectionTasks {
 
 /// Runs one TCP connection on the connection runtime: a writer (which shuts the socket down
 /// once its queue is dropped and drained) and a reader. The reader reports raw bytes with
-/// [`RawData`] until the reply hands it the [`Opener`]; then it opens records itself and
+/// [`RawData`] until the reply hands it the `Opener`; then it opens records itself and
 /// reports them in batches ([`Io::Records`]). Reads wait on `gate`.
 pub(super) fn run_connection(
     id: ConnectionId,

@@ -7,9 +7,13 @@
 //!   mailbox [`Input::SendPhase`].
 //! - L2 connections: TCP at the edge (`io.rs`). On `StartConnecting` it listens (unless
 //!   `no_listen`), reports our hints (transit's address discovery and relays), and dials our
-//!   relays; on `DialHints` it dials per [`race::plan`]. Every TCP connection gets an id: its
-//!   bytes become `ConnectionData`, its end `ConnectionLost`; `Transmit` writes, and
-//!   `CloseConnection` closes. The relay line and the preambles are written by the machine.
+//!   relays; on `DialHints` it dials per [`race::plan`]. Every TCP connection gets an id and a
+//!   reader and a writer on the connection runtime (`io.rs`): until the handshake is done its
+//!   bytes become `ConnectionData` ([`RawData`], whose reply hands the reader the opener once
+//!   the machine output `Secured`); then the reader opens records itself ([`Io::Records`]) and
+//!   the writer seals `SendRecord`s with the sealer; its end is `ConnectionLost`; `Transmit`
+//!   writes, and `CloseConnection` closes. The relay line, the preambles and the handshake are
+//!   written by the machine.
 //! - Subchannels: each one gets a fresh Unix socket (mode 0600, next to the control socket) that
 //!   the client connects to once and streams raw bytes through; EOF from the client closes our
 //!   half; the peer's close half-closes the socket.
