@@ -178,6 +178,10 @@ pub enum RequestBody {
         /// Transit settings of the dilated connection.
         #[serde(flatten)]
         transit: TransitOptions,
+        /// If given, the only subprotocols the peer may open; an OPEN for another is refused
+        /// (closed at once, `subchannel-refused`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        subprotocols: Option<Vec<String>>,
     },
     /// Accept the peer's subchannels of this subprotocol on a dilated wormhole
     /// (`subchannel-opened` events follow, one per subchannel).
@@ -474,6 +478,14 @@ pub enum EventKind {
         /// The subchannel id.
         subchannel: u32,
     },
+    /// The peer opened a subchannel of a subprotocol outside `dilate`'s `subprotocols`: it was
+    /// closed at once.
+    SubchannelRefused {
+        /// The subchannel id.
+        subchannel: u32,
+        /// The subprotocol the peer asked for.
+        subprotocol: String,
+    },
     /// Another client attached to this dilated wormhole: its events go there from now on.
     Detached {},
     /// An event kind from a newer daemon.
@@ -631,6 +643,7 @@ mod tests {
             r#"{"id":1,"op":"dilate"}"#,
             r#"{"id":2,"op":"dilate","code":"4-a-b","relay_url":"ws://x/v1","transit_helper":"tcp:h:1","no_listen":true}"#,
             r#"{"id":3,"op":"dilate","code_length":3}"#,
+            r#"{"id":3,"op":"dilate","subprotocols":["chat","files"]}"#,
             r#"{"id":4,"op":"listen","wormhole":2,"subprotocol":"chat"}"#,
             r#"{"id":5,"op":"open-subchannel","wormhole":2,"subprotocol":"chat"}"#,
             r#"{"id":6,"op":"close","wormhole":2}"#,
@@ -651,6 +664,7 @@ mod tests {
             r#"{"wormhole":2,"event":"reconnected"}"#,
             r#"{"wormhole":2,"event":"subchannel-opened","subchannel":4,"subprotocol":"chat","socket":"/s"}"#,
             r#"{"wormhole":2,"event":"subchannel-closed","subchannel":4}"#,
+            r#"{"wormhole":2,"event":"subchannel-refused","subchannel":6,"subprotocol":"evil"}"#,
             r#"{"wormhole":2,"event":"detached"}"#,
             r#"{"id":8,"ok":{"wormhole":2,"code":"4-a-b","state":"dilated","dilated":true,"connected":true,"listening":["chat"],"subchannels":[{"subchannel":1,"subprotocol":"chat"},{"subchannel":4,"subprotocol":"chat","socket":"/s"}]}}"#,
             r#"{"id":8,"ok":{"wormhole":3,"state":"connecting","dilated":false,"connected":false,"listening":[],"subchannels":[]}}"#,

@@ -12,7 +12,9 @@
 //! by the side in the `please relay` line (ours comes from the daemon's debug log).
 //!
 //! An OPEN for a subprotocol nobody listens for is held (docs/control-protocol.md, `listen`):
-//! no `subchannel-opened` until a `listen`, then its bytes arrive exactly.
+//! no `subchannel-opened` until a `listen`, then its bytes arrive exactly; with `dilate`'s
+//! `subprotocols`, an OPEN for another subprotocol is refused (`subchannel-refused`, a CLOSE to
+//! the peer), as the reference does with its expected subprotocols.
 //!
 //! On a live L2 connection: a 4 GiB length prefix injected by a [`TcpProxy`], and a record of
 //! an unknown type sent by a real Noise peer (the reference library, monkeypatched by
@@ -287,6 +289,54 @@ fn an_open_for_a_subprotocol_nobody_listens_for_is_held_until_listen() {
         .expect("read the subchannel");
     assert_eq!(received.len(), sent);
     assert_eq!(sha256(&received), hash);
+    close_dilated(&mut control, &wormhole);
+    peer.wait_with_timeout(TIMEOUT);
+}
+
+/// With `dilate`'s `subprotocols`, an OPEN for any other subprotocol is refused: the daemon
+/// answers it with a CLOSE (the reference peer sees its subchannel closed), reports
+/// `subchannel-refused` with the subchannel and the name, logs why, makes no socket for it, and
+/// keeps serving; a bad `subprotocols` list is an `invalid-argument` error.
+#[test]
+fn an_open_for_an_unexpected_subprotocol_is_refused() {
+    let mut setup = DilationSetup::start(&[]);
+    let mut control = Control::connect(&setup.daemon);
+    for bad in [json!([""]), json!(["x".repeat(257)])] {
+        let refused = control.request(json!({"op": "dilate", "subprotocols": bad}));
+        assert_eq!(refused["error"]["code"], "invalid-argument", "{refused}");
+    }
+    let dilate = json!({"op": "dilate", "subprotocols": ["test"]});
+    let wormhole = control.ok(dilate)["wormhole"].clone();
+    let code = control.event("code")["code"]
+        .as_str()
+        .expect("a code")
+        .to_owned();
+    let mut peer = setup.peer(&["--code", &code, "--subprotocol", "evil", "--send", "65536"]);
+    control.event("dilated");
+    let refused = control.event("subchannel-refused");
+    assert_eq!(refused["subprotocol"], "evil", "{refused}");
+    assert!(refused["subchannel"].as_u64().is_some(), "{refused}");
+    peer.wait_for_stderr("`subchannel closed`", TIMEOUT, |l| {
+        (l == "subchannel closed").then_some(())
+    });
+    setup
+        .daemon
+        .process()
+        .wait_for_stderr("the refusal in the log", TIMEOUT, |line| {
+            strip_ansi(line)
+                .contains("dilation: refused a subchannel of an unexpected subprotocol")
+                .then_some(())
+        });
+    assert!(
+        control
+            .events
+            .iter()
+            .all(|e| e["event"] != "subchannel-opened"),
+        "a socket for a refused subchannel: {:?}",
+        control.events
+    );
+    control.ok(json!({"op": "list"}));
+    assert_success(&run(setup.daemon.ctl().args(["dilate", "list"]), TIMEOUT));
     close_dilated(&mut control, &wormhole);
     peer.wait_with_timeout(TIMEOUT);
 }

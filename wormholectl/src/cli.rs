@@ -118,6 +118,10 @@ pub(crate) enum DilateCommand {
         /// Don't listen for direct connections: dial out and use relays only
         #[arg(long)]
         no_listen: bool,
+        /// Accept the peer's subchannels of this subprotocol only (repeat for more); others are
+        /// refused (default: any, held until someone listens)
+        #[arg(long = "only", value_name = "SUBPROTOCOL")]
+        only: Vec<String>,
     },
     /// Stream stdin to a subchannel and the subchannel to stdout
     Pipe {

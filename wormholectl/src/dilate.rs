@@ -30,7 +30,8 @@ pub(crate) fn run(global: &GlobalArgs, command: DilateCommand) -> anyhow::Result
             code,
             code_length,
             no_listen,
-        } => open(global, code, code_length, no_listen),
+            only,
+        } => open(global, code, code_length, no_listen, only),
         DilateCommand::Pipe {
             id,
             subprotocol,
@@ -56,6 +57,7 @@ fn open(
     code: Option<String>,
     code_length: Option<usize>,
     no_listen: bool,
+    only: Vec<String>,
 ) -> anyhow::Result<()> {
     let mut connection = connect(Start::IfNeeded)?;
     let answer = connection.request(RequestBody::Dilate {
@@ -63,6 +65,7 @@ fn open(
         code_length,
         options: global.wormhole_options(),
         transit: global.transit_options(no_listen),
+        subprotocols: (!only.is_empty()).then_some(only),
     })?;
     let ResponseBody::Created { wormhole } = answer else {
         return Err(anyhow!("wormholed answered dilate with {answer:?}"));
@@ -321,6 +324,10 @@ fn render_event(kind: &EventKind, line: &str) -> String {
             socket,
         } => format!("subchannel-opened {subchannel} {subprotocol} {socket}"),
         EventKind::SubchannelClosed { subchannel } => format!("subchannel-closed {subchannel}"),
+        EventKind::SubchannelRefused {
+            subchannel,
+            subprotocol,
+        } => format!("subchannel-refused {subchannel} {subprotocol}"),
         _ => serde_json::from_str::<serde_json::Value>(line)
             .ok()
             .and_then(|v| v.get("event").and_then(|e| e.as_str().map(str::to_owned)))

@@ -191,6 +191,7 @@ impl Session {
             | EventKind::Reconnected {}
             | EventKind::SubchannelOpened { .. }
             | EventKind::SubchannelClosed { .. }
+            | EventKind::SubchannelRefused { .. }
             | EventKind::Detached {}
             | EventKind::Unknown => {}
         }

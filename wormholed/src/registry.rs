@@ -158,6 +158,7 @@ impl Registry {
         code: CodeSource,
         options: &WormholeOptions,
         transit: &TransitOptions,
+        subprotocols: Option<Vec<String>>,
     ) -> WormholeId {
         let id = self.next_id;
         self.next_id += 1;
@@ -166,6 +167,7 @@ impl Registry {
             id,
             code,
             transit,
+            subprotocols,
             &settings,
             client.clone(),
             ctx.address().recipient(),
@@ -232,6 +234,23 @@ impl Registry {
             System::current().stop();
         }
     }
+}
+
+/// Most names in `dilate`'s `subprotocols`, and the longest name.
+const MAX_SUBPROTOCOLS: usize = 64;
+const MAX_SUBPROTOCOL_LEN: usize = 256;
+
+/// Why `dilate`'s `subprotocols` is not acceptable, if it is not.
+fn bad_subprotocols(names: &[String]) -> Option<String> {
+    if names.len() > MAX_SUBPROTOCOLS {
+        return Some(format!("at most {MAX_SUBPROTOCOLS} subprotocols"));
+    }
+    names
+        .iter()
+        .find(|name| name.is_empty() || name.len() > MAX_SUBPROTOCOL_LEN)
+        .map(|name| {
+            format!("a subprotocol name must have 1 to {MAX_SUBPROTOCOL_LEN} bytes: {name:?}")
+        })
 }
 
 impl Actor for Registry {
@@ -385,7 +404,12 @@ impl Handler<ClientRequest> for Registry {
                 code_length,
                 options,
                 transit,
+                subprotocols,
             } => {
+                if let Some(bad) = subprotocols.as_deref().and_then(bad_subprotocols) {
+                    return client
+                        .respond(id, Err(ControlError::new(ErrorCode::InvalidArgument, bad)));
+                }
                 let source = match (code, code_length) {
                     (Some(code), _) => CodeSource::Set(code),
                     (None, Some(words)) if !(1..=MAX_DILATE_CODE_WORDS).contains(&words) => {
@@ -401,7 +425,8 @@ impl Handler<ClientRequest> for Registry {
                         words: words.unwrap_or(self.settings.code_words),
                     },
                 };
-                let wormhole = self.create_dilated(ctx, &client, source, &options, &transit);
+                let wormhole =
+                    self.create_dilated(ctx, &client, source, &options, &transit, subprotocols);
                 client.respond(id, Ok(ResponseBody::Created { wormhole }));
             }
             RequestBody::Listen {

@@ -234,10 +234,13 @@ pub(crate) fn spawn_dilated(
     id: WormholeId,
     code: CodeSource,
     transit: &TransitOptions,
+    subprotocols: Option<Vec<String>>,
     settings: &Settings,
     owner: Client,
     registry: Recipient<WormholeNote>,
 ) -> (Recipient<AppCommand>, Recipient<DilateCommand>) {
+    let mut config = DilationConfig::new(rand::random());
+    config.expected_subprotocols = subprotocols;
     let mailbox = MailboxHalf::new(settings);
     let app = DilationHost::new(DilationSetup {
         id,
@@ -247,7 +250,7 @@ pub(crate) fn spawn_dilated(
         halt: mailbox.halt(),
         transit: settings.transit(transit),
         socket_dir: settings.socket_dir.clone(),
-        machine: Dilation::new(DilationConfig::new(rand::random())),
+        machine: Dilation::new(config),
     })
     .start();
     mailbox.run(

@@ -558,6 +558,7 @@ impl Dilation {
                 RemoteOpen::Refuse => {
                     let close = self.outbound.queue_close(scid);
                     self.send(&close);
+                    self.event(Event::SubchannelRefused { scid, subprotocol });
                     self.check_overload();
                 }
                 RemoteOpen::Held | RemoteOpen::Ignore => {}

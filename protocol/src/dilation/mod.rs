@@ -283,6 +283,14 @@ pub enum Event {
         /// The subchannel.
         scid: SubchannelId,
     },
+    /// The peer opened a subchannel of a subprotocol outside
+    /// [`DilationConfig::expected_subprotocols`]: it was refused with a CLOSE.
+    SubchannelRefused {
+        /// The subchannel.
+        scid: SubchannelId,
+        /// Its subprotocol.
+        subprotocol: String,
+    },
     /// The outbound budget is full: stop writing until [`Event::WritesResumed`].
     WritesPaused,
     /// Writing may resume.

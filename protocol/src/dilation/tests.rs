@@ -729,6 +729,10 @@ fn follower_opens_and_expected_subprotocols() {
     );
     // The refused one was closed by the leader: the follower sees it closed.
     assert!(net.events[f].contains(&Event::SubchannelClosed { scid: evil }));
+    assert!(net.events[l].contains(&Event::SubchannelRefused {
+        scid: evil,
+        subprotocol: "evil".into()
+    }));
     net.peers[l].listen("chat");
     net.pump();
     assert!(net.events[l].contains(&Event::SubchannelOpened {

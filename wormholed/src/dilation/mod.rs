@@ -454,6 +454,13 @@ impl DilationHost {
                 }
                 self.emit(EventKind::SubchannelClosed { subchannel: scid });
             }
+            DilationEvent::SubchannelRefused { scid, subprotocol } => {
+                tracing::info!(wormhole = self.id, scid, %subprotocol, "dilation: refused a subchannel of an unexpected subprotocol");
+                self.emit(EventKind::SubchannelRefused {
+                    subchannel: scid,
+                    subprotocol,
+                });
+            }
             DilationEvent::WritesPaused => {
                 self.client_reads.send_replace(false);
             }
