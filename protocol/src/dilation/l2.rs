@@ -844,6 +844,48 @@ mod tests {
         );
     }
 
+    /// Whatever bytes arrive, in whatever pieces, the opener answers with a record, "not yet" or
+    /// an error, never a panic, and never buffers a frame beyond [`MAX_FRAME_LEN`]: seeded
+    /// random streams, and valid frames with one byte flipped.
+    #[test]
+    fn random_bytes_never_panic_the_opener() {
+        let mut rng = ChaCha20Rng::from_seed([9; 32]);
+        for round in 0..64 {
+            let (mut tl, mut tf) = transports(&KEY);
+            let mut stream = sealed(
+                &mut tf.sealer,
+                &[
+                    Record::Kcm,
+                    Record::Data {
+                        scid: 1,
+                        seqnum: 0,
+                        data: Bytes::from(vec![7; 70_000]),
+                    },
+                    Record::Ack { seqnum: 0 },
+                ],
+            );
+            if round % 2 == 0 {
+                let at = (rng.next_u32() as usize) % stream.len();
+                stream[at] ^= 1 << (rng.next_u32() % 8);
+            } else {
+                let mut junk = vec![0u8; (rng.next_u32() % 300) as usize];
+                rng.fill_bytes(&mut junk);
+                let at = (rng.next_u32() as usize) % stream.len();
+                stream.splice(at..at, junk);
+            }
+            let mut rest = &stream[..];
+            while !rest.is_empty() {
+                let n = 1 + (rng.next_u32() as usize) % rest.len().min(9000);
+                let (piece, tail) = rest.split_at(n);
+                rest = tail;
+                match opened(&mut tl.opener, piece) {
+                    Ok(_) => assert!(tl.opener.input().len() <= 4 + MAX_FRAME_LEN),
+                    Err(_) => break,
+                }
+            }
+        }
+    }
+
     /// Through a relay: the relay line comes first, the preamble only after `ok\n`; a relay error
     /// line fails cleanly.
     #[test]
