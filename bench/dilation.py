@@ -49,30 +49,24 @@ Usage: .venv/bin/python bench/dilation.py --bin-dir target/release
 """
 
 import argparse
-import atexit
-import hashlib
 import json
 import os
-import platform
 import selectors
-import signal
 import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import files  # noqa: E402  (stat_cpu, vm_hwm_mib, ThreadSampler)
-import text as common  # noqa: E402  (process plumbing)
-from text import Failed, read_line, spawn  # noqa: E402
+import _common as common  # noqa: E402  (process plumbing, World, /proc readings)
+from _common import (  # noqa: E402
+    NO_TRANSIT_HELPER, Failed, ThreadSampler, f0, f1, f2, side_name, spawn, stat_cpu,
+    vm_hwm_mib)
 
 BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
 PEER = os.path.join(BENCH_DIR, "dilation_peer_bench.py")
-PY_DIR = common.PY_DIR
-NO_TRANSIT_HELPER = common.NO_TRANSIT_HELPER
 WARMUP_BYTES = 1 << 20
 SUBPROTOCOL = "bench"
 DAEMON_LOG = "info"
@@ -180,58 +174,11 @@ class Control:
             pass
 
 
-class World:
+class World(common.World):
     def __init__(self, args):
-        self.args = args
-        self.tmp = tempfile.TemporaryDirectory(prefix="wormhole-bench-dilation-")
-        self.python = args.python
-        self.daemon_bin = os.path.join(args.bin_dir, "wormholed")
-        if not os.access(self.daemon_bin, os.X_OK):
-            raise Failed(f"no executable {self.daemon_bin} (build with cargo build --release --bins)")
-        proc = spawn([self.python, os.path.join(PY_DIR, "mailbox_server.py"), "--port", "0"],
-                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                     stderr=open(os.path.join(self.tmp.name, "mailbox.err"), "wb"))
-        line = read_line(proc, args.timeout, "mailbox").decode()
-        self.url = f"ws://127.0.0.1:{int(line.split()[1])}/v1"
-        self.nameplate = 100
-        self.homes = 0
-        self.py_env = self._home("python")
-        self.py_env["PYTHONUNBUFFERED"] = "1"
-
-    def _home(self, name):
-        home = os.path.join(self.tmp.name, name)
-        os.makedirs(os.path.join(home, "runtime"), mode=0o700)
-        env = dict(os.environ)
-        for var in ("WORMHOLE_ACCEPT_FILE", "WORMHOLE_APPID", "WORMHOLE_CODE_LENGTH",
-                    "WORMHOLED_LOG", "WORMHOLE_TRANSIT_HELPER"):
-            env.pop(var, None)
-        env.update(HOME=home, XDG_RUNTIME_DIR=os.path.join(home, "runtime"),
-                   XDG_CONFIG_HOME=os.path.join(home, ".config"),
-                   XDG_DATA_HOME=os.path.join(home, ".local/share"),
-                   XDG_STATE_HOME=os.path.join(home, ".local/state"),
-                   XDG_CACHE_HOME=os.path.join(home, ".cache"), WORMHOLE_RELAY_URL=self.url)
-        return env
-
-    def start_daemon(self, tag):
-        self.homes += 1
-        env = self._home(f"d{self.homes}")
-        sock = os.path.join(env["HOME"], "control.sock")
-        config = os.path.join(env["HOME"], "wormholed.toml")
-        open(config, "w").close()
-        env.update(WORMHOLED_SOCKET=sock, WORMHOLED_CONFIG=config,
-                   WORMHOLED_HINT_ADDRESSES="127.0.0.1",
-                   WORMHOLE_TRANSIT_HELPER=NO_TRANSIT_HELPER, WORMHOLED_LOG=DAEMON_LOG)
-        log = os.path.join(self.tmp.name, f"{tag}.daemon.err")
-        proc = spawn([self.daemon_bin], env=env, cwd=env["HOME"], stdin=subprocess.DEVNULL,
-                     stdout=subprocess.PIPE, stderr=open(log, "wb"))
-        line = read_line(proc, self.args.timeout, f"wormholed {tag}").decode()
-        if line != f"wormholed ready {sock}":
-            raise Failed(f"wormholed {tag} said {line!r}")
-        return proc, sock, log
-
-    def next_code(self):
-        self.nameplate += 1
-        return f"{self.nameplate}-bench-dilation"
+        super().__init__(args, "dilation", "wormholed")
+        self.mailbox = self.start_mailbox("mailbox")
+        self.py_env = self.python_home()
 
     def peer(self, procs, tag, side, *argv):
         """A bench/dilation_peer_bench.py process (also appended to procs); returns (proc, Lines,
@@ -252,14 +199,14 @@ def one_run(world, s_kind, r_kind, tag, size, sha):
     try:
         for side, kind in (("recv", r_kind), ("send", s_kind)):
             if kind == "ours":
-                proc, sock, log = world.start_daemon(f"{tag}-{side}")
+                proc, _env, sock, log = world.fresh_daemon(f"{tag}-{side}", DAEMON_LOG)
                 procs.append(proc)
-                sampler = files.ThreadSampler(proc.pid)
+                sampler = ThreadSampler(proc.pid)
                 sampler.sample()
                 base_threads[side] = dict(sampler.seen)
                 ticker.samplers.append(sampler)
                 daemons[side] = (proc, log, sampler)
-                base_cpu[side] = files.stat_cpu(f"/proc/{proc.pid}/stat")[0]
+                base_cpu[side] = stat_cpu(f"/proc/{proc.pid}/stat")[0]
                 ctls[side] = Control(sock, args.timeout, ticker, f"{tag} {side} control")
         apps = {}
         # Receiver first (it only listens), then the sender.
@@ -307,9 +254,9 @@ def one_run(world, s_kind, r_kind, tag, size, sha):
             a_cpu, a_rss = float(stats[side][1]), int(stats[side][2]) / 1024
             if side in daemons:
                 proc, _log, sampler = daemons[side]
-                d_cpu = files.stat_cpu(f"/proc/{proc.pid}/stat")[0] - base_cpu[side]
+                d_cpu = stat_cpu(f"/proc/{proc.pid}/stat")[0] - base_cpu[side]
                 cpu[side] = d_cpu + a_cpu
-                rss[side] = files.vm_hwm_mib(proc.pid)
+                rss[side] = vm_hwm_mib(proc.pid)
                 app_cpu[side], app_rss[side] = a_cpu, a_rss
                 threads[side] = sampler.by_name(base_threads[side])
             else:
@@ -332,17 +279,7 @@ def one_run(world, s_kind, r_kind, tag, size, sha):
     finally:
         for c in ctls.values():
             c.close()
-        for proc in procs:
-            if proc.poll() is None:
-                proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
-            if proc in common._children:
-                common._children.remove(proc)
+        common.stop(procs, 5)
 
 
 def chacha_rate(args):
@@ -372,28 +309,22 @@ def main():
                         help="bytes through the subchannel, in MiB (default 1024; 64 for a quick "
                         "run)")
     parser.add_argument("--runs", type=int, default=3, help="timed runs per pair (default 3)")
-    parser.add_argument("--timeout", type=float, default=300.0,
-                        help="bound in seconds on every single wait (default 300)")
+    common.add_timeout(parser, 300.0)
     parser.add_argument("--only", action="append", default=None, metavar="PAIR",
                         help="run only this pair (e.g. 'ours -> ours'; repeatable), e.g. under "
                         "perf; the goal lines need ours -> ours and python -> python")
-    parser.add_argument("--python", default=sys.executable,
-                        help="interpreter of the venv with the reference (default: this one)")
-    args = parser.parse_args()
-    args.bin_dir = os.path.abspath(args.bin_dir)
+    common.add_python(parser)
+    args = common.parse_args(parser)
     if args.chacha_bin is None:
         args.chacha_bin = os.path.join(args.bin_dir, "examples", "chacha_rate")
     have_chacha = os.access(args.chacha_bin, os.X_OK)
 
-    atexit.register(common._cleanup)
-    signal.signal(signal.SIGTERM, common._on_signal)
-    signal.signal(signal.SIGINT, common._on_signal)
+    common.install_cleanup()
 
     load_before = os.getloadavg()
     world = World(args)
-    atexit.register(world.tmp.cleanup)
     size = args.size << 20
-    step = lambda msg: print(f"bench/dilation.py: {msg}", file=sys.stderr, flush=True)  # noqa: E731
+    step = common.stepper("bench/dilation.py")
     sha = pattern_sha256(size)
     small_sha = pattern_sha256(WARMUP_BYTES)
 
@@ -422,9 +353,6 @@ def main():
             results[name].append(res)
     load_after = os.getloadavg()
 
-    f0 = lambda v: f"{v:.0f}"  # noqa: E731
-    f2 = lambda v: f"{v:.2f}"  # noqa: E731
-    f1 = lambda v: f"{v:.1f}"  # noqa: E731
     med = statistics.median
     print(f"{args.size} MiB through one subchannel, direct over 127.0.0.1; median of {args.runs} "
           f"runs, (min–max) in brackets.\n")
@@ -440,13 +368,13 @@ def main():
         cpu = " / ".join(f2(med(x["cpu"][side] for x in runs)) for side in ("send", "recv"))
         rss = " / ".join(f1(max(x["rss"][side] for x in runs)) for side in ("send", "recv"))
         wrss = " / ".join(f1(warm[name]["rss"][side]) for side in ("send", "recv"))
-        print(f"| {name} | {files.fmt_spread(mbps, f0)} | {med(mbps) / base:.2f}× | {cpu} "
+        print(f"| {name} | {common.fmt_spread(mbps, f0)} | {med(mbps) / base:.2f}× | {cpu} "
               f"| {rss} | {wrss} |")
     print()
     print("Ours sides: CPU = wormholed + the socket app (bench/dilation_peer_bench.py socket); "
           "peak RSS = wormholed's VmHWM (fresh daemon per side per run). The socket app alone, "
           "median CPU s / max VmHWM MiB: " + ", ".join(
-              f"{name} {'sender' if side == 'send' else 'receiver'} "
+              f"{name} {side_name(side)} "
               f"{f2(med(x['app_cpu'][side] for x in results[name]))} / "
               f"{f1(max(x['app_rss'][side] for x in results[name]))}"
               for name, s, r in pairs for side, kind in (("send", s), ("recv", r))
@@ -457,13 +385,7 @@ def main():
         for side, kind in (("send", s), ("recv", r)):
             if kind != "ours":
                 continue
-            names = {}
-            for x in results[name]:
-                for tname, c in x["threads"][side].items():
-                    names[tname] = names.get(tname, 0.0) + c / len(results[name])
-            parts = ", ".join(f"{t} {v:.2f}" for t, v in sorted(names.items(),
-                                                                 key=lambda kv: -kv[1]) if v > 0)
-            print(f"- {name}, {'sender' if side == 'send' else 'receiver'}: {parts}")
+            print(f"- {name}, {side_name(side)}: {common.thread_cpu(results[name], side)}")
     print()
     if "ours -> ours" not in results:
         return
@@ -494,19 +416,11 @@ def main():
           + f" ({'met' if flat else 'NOT met'})")
     print(f"- runs: {args.runs} timed per pair after 1 warm-up (1 MiB), interleaved round-robin; "
           f"timeout {args.timeout:g} s per wait; SHA-256 of every received stream checked")
-    mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / (1 << 30)
-    print(f"- machine: {os.cpu_count()} CPUs (nproc), {common.cpu_model()}, {mem_gib:.0f} GiB RAM, "
-          f"Linux {platform.release()}, Python {platform.python_version()}; load average "
-          f"{load_before[0]:.2f} / {load_before[1]:.2f} / {load_before[2]:.2f} before, "
-          f"{load_after[0]:.2f} / {load_after[1]:.2f} / {load_after[2]:.2f} after")
+    print(common.machine_line(load_before, load_after))
     print("- raw MB/s per pair, in run order:")
     for name, runs in results.items():
         print(f"  - {name}: {' '.join(f0(x['mbps']) for x in runs)}")
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except Failed as e:
-        print(f"bench/dilation.py: {e}", file=sys.stderr)
-        sys.exit(1)
+    common.run(main, "bench/dilation.py")

@@ -68,31 +68,24 @@ Usage: .venv/bin/python bench/files.py --bin-dir target/release [--size 1024] [-
 """
 
 import argparse
-import atexit
 import hashlib
 import json
 import os
-import platform
 import re
 import selectors
-import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import text as common  # noqa: E402  (the text benchmark's process plumbing)
-from text import Failed, read_line, reap, spawn  # noqa: E402
+import _common as common  # noqa: E402  (process plumbing, World, /proc readings, GNU time)
+from _common import (  # noqa: E402
+    GNU_TIME, NO_TRANSIT_HELPER, Failed, ThreadSampler, f0, f1, f2, fmt_spread, forget,
+    read_text, reap, side_name, spawn, stat_cpu, vm_hwm_mib)
 
-REPO = common.REPO
-PY_DIR = common.PY_DIR
-NO_TRANSIT_HELPER = common.NO_TRANSIT_HELPER
-GNU_TIME = "/usr/bin/time"
 WARMUP_BYTES = 1 << 20
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 DAEMON_LOG = "info,wormholed::transit=debug"
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 DESCRIPTION = re.compile(r"description=(\S+)")
@@ -107,100 +100,15 @@ PAIRS = [
 MODES = ["direct", "relay"]
 
 
-def stat_cpu(path):
-    """utime+stime in seconds from a /proc/.../stat file, and the thread's name."""
-    with open(path) as f:
-        data = f.read()
-    name = data[data.index("(") + 1:data.rindex(")")]
-    fields = data[data.rindex(")") + 2:].split()
-    # fields[0] is field 3 (state); utime and stime are fields 14 and 15.
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK, name
-
-
-def vm_hwm_mib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    raise Failed(f"no VmHWM for pid {pid}")
-
-
-class ThreadSampler:
-    """The last CPU seen for each thread of a process, by thread id."""
-
-    def __init__(self, pid):
-        self.pid = pid
-        self.seen = {}
-
-    def sample(self):
-        try:
-            tids = os.listdir(f"/proc/{self.pid}/task")
-        except FileNotFoundError:
-            return
-        for tid in tids:
-            try:
-                cpu, name = stat_cpu(f"/proc/{self.pid}/task/{tid}/stat")
-            except (FileNotFoundError, ProcessLookupError, ValueError):
-                continue
-            self.seen[tid] = (name, cpu)
-
-    def by_name(self, base):
-        """CPU seconds per thread name, since the base sample."""
-        out = {}
-        for tid, (name, cpu) in self.seen.items():
-            before = base.get(tid, (name, 0.0))[1]
-            out[name] = out.get(name, 0.0) + cpu - before
-        return out
-
-
-class World:
+class World(common.World):
     def __init__(self, args):
-        self.args = args
-        self.tmp = tempfile.TemporaryDirectory(prefix="wormhole-bench-files-")
-        self.python = args.python
-        self.ctl = os.path.join(args.bin_dir, "wormholectl")
-        self.daemon_bin = os.path.join(args.bin_dir, "wormholed")
-        for path in (self.ctl, self.daemon_bin):
-            if not os.access(path, os.X_OK):
-                raise Failed(f"no executable {path} (build with cargo build --release --bins)")
+        super().__init__(args, "files", "wormholectl", "wormholed")
         if not os.access(GNU_TIME, os.X_OK):
             raise Failed(f"{GNU_TIME} (GNU time) is needed for the clients' peak RSS")
-        self.mailbox = self._server("mailbox_server.py", "mailbox")
-        self.url = f"ws://127.0.0.1:{self.mailbox[1]}/v1"
-        self.relay = self._server("transit_relay.py", "relay")
+        self.mailbox = self.start_mailbox("mailbox")
+        self.relay = self.start_server("transit_relay.py", "relay", "relay")
         self.helper = f"tcp:127.0.0.1:{self.relay[1]}"
-        self.py_env = self._home("python")
-        self.py_env["PYTHONUNBUFFERED"] = "1"
-        self.nameplate = 100
-        self.homes = 0
-
-    def _server(self, script, name):
-        proc = spawn(
-            [self.python, os.path.join(PY_DIR, script), "--port", "0"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=open(os.path.join(self.tmp.name, f"{name}.err"), "wb"),
-        )
-        line = read_line(proc, self.args.timeout, name).decode()
-        return proc, int(line.split()[1])
-
-    def _home(self, name):
-        home = os.path.join(self.tmp.name, name)
-        os.makedirs(os.path.join(home, "runtime"), mode=0o700)
-        env = dict(os.environ)
-        for var in ("WORMHOLE_ACCEPT_FILE", "WORMHOLE_APPID", "WORMHOLE_CODE_LENGTH",
-                    "WORMHOLED_LOG", "WORMHOLE_TRANSIT_HELPER"):
-            env.pop(var, None)
-        env.update(
-            HOME=home,
-            XDG_RUNTIME_DIR=os.path.join(home, "runtime"),
-            XDG_CONFIG_HOME=os.path.join(home, ".config"),
-            XDG_DATA_HOME=os.path.join(home, ".local/share"),
-            XDG_STATE_HOME=os.path.join(home, ".local/state"),
-            XDG_CACHE_HOME=os.path.join(home, ".cache"),
-            WORMHOLE_RELAY_URL=self.url,
-        )
-        return env
+        self.py_env = self.python_home()
 
     def make_file(self, name, size):
         """size bytes of random data at tmp/name; returns (path, sha256 hex)."""
@@ -215,32 +123,6 @@ class World:
                 left -= len(chunk)
         return path, h.hexdigest()
 
-    def start_daemon(self, tag):
-        """A fresh wormholed; returns (proc, env, log path)."""
-        self.homes += 1
-        env = self._home(f"d{self.homes}")
-        socket = os.path.join(env["HOME"], "control.sock")
-        config = os.path.join(env["HOME"], "wormholed.toml")
-        open(config, "w").close()
-        env.update(
-            WORMHOLED_SOCKET=socket,
-            WORMHOLED_CONFIG=config,
-            WORMHOLED_HINT_ADDRESSES="127.0.0.1",
-            WORMHOLE_TRANSIT_HELPER=NO_TRANSIT_HELPER,
-            WORMHOLED_LOG=DAEMON_LOG,
-        )
-        log = os.path.join(self.tmp.name, f"{tag}.daemon.err")
-        proc = spawn([self.daemon_bin], env=env, cwd=env["HOME"], stdin=subprocess.DEVNULL,
-                     stdout=subprocess.PIPE, stderr=open(log, "wb"))
-        line = read_line(proc, self.args.timeout, f"wormholed {tag}").decode()
-        if line != f"wormholed ready {socket}":
-            raise Failed(f"wormholed {tag} said {line!r}")
-        return proc, env, log
-
-    def next_code(self):
-        self.nameplate += 1
-        return f"{self.nameplate}-bench-files"
-
     def transit_flags(self, mode):
         """Flags of send/receive (after the subcommand) and the helper for this mode."""
         if mode == "relay":
@@ -250,29 +132,22 @@ class World:
     def sender(self, kind, mode, code, path):
         flags, helper = self.transit_flags(mode)
         if kind == "py":
-            return [self.python, os.path.join(PY_DIR, "wormhole_cli.py"), "--relay-url", self.url,
-                    "--transit-helper", helper, "send", "--hide-progress", *flags,
-                    "--code", code, path]
+            return self.reference_cli(helper, "send", "--hide-progress", *flags, "--code", code,
+                                      path)
         return [self.ctl, "--transit-helper", helper, "send", "--hide-progress", *flags,
                 "--code", code, path]
 
     def receiver(self, kind, mode, code, out):
         flags, helper = self.transit_flags(mode)
         if kind == "py":
-            return [self.python, os.path.join(PY_DIR, "wormhole_cli.py"), "--relay-url", self.url,
-                    "--transit-helper", helper, "receive", "--hide-progress", "--accept-file",
-                    *flags, "-o", out, code]
+            return self.reference_cli(helper, "receive", "--hide-progress", "--accept-file",
+                                      *flags, "-o", out, code)
         return [self.ctl, "--json", "--transit-helper", helper, "receive", "--hide-progress",
                 "--accept-file", *flags, "-o", out, code]
 
 
 def wrap(argv):
-    return [GNU_TIME, "-f", "bench-maxrss-kib %M", *argv]
-
-
-def read_text(path):
-    with open(path, "rb") as f:
-        return f.read().decode(errors="replace")
+    return [*common.RSS_WRAP, *argv]
 
 
 def one_run(world, mode, s_kind, r_kind, tag, src, src_sha, size):
@@ -283,7 +158,8 @@ def one_run(world, mode, s_kind, r_kind, tag, src, src_sha, size):
     daemons = {}
     for side, kind in (("send", s_kind), ("recv", r_kind)):
         if kind == "ours":
-            daemons[side] = world.start_daemon(f"{tag}.{side}")
+            proc, env, _sock, log = world.fresh_daemon(f"{tag}.{side}", DAEMON_LOG)
+            daemons[side] = (proc, env, log)
     errs = {side: os.path.join(world.tmp.name, f"{tag}.{side}.err") for side in ("send", "recv")}
     recv_argv = wrap(world.receiver(r_kind, mode, code, out))
     send_argv = wrap(world.sender(s_kind, mode, code, src))
@@ -358,16 +234,8 @@ def one_run(world, mode, s_kind, r_kind, tag, src, src_sha, size):
             details += f"\n--- receiver stderr:\n{raw.decode(errors='replace')[-3000:]}"
         raise Failed(f"{e}{details}") from None
     finally:
-        for side, (proc, _, _) in daemons.items():
-            proc.terminate()
-            try:
-                proc.wait(timeout=args.timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
-            common._children.remove(proc)
-    for p in (receiver, sender):
-        common._children.remove(p)
+        common.stop([d[0] for d in daemons.values()], args.timeout)
+    forget(receiver, sender)
     stderr = {side: read_text(p) for side, p in errs.items()}
     for side in ("send", "recv"):
         common.guard_stderr(errs[side])
@@ -451,10 +319,6 @@ def one_run(world, mode, s_kind, r_kind, tag, src, src_sha, size):
     }
 
 
-def fmt_spread(values, fmt):
-    return f"{fmt(statistics.median(values))} ({fmt(min(values))}–{fmt(max(values))})"
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bin-dir", required=True, help="folder with wormholed and wormholectl")
@@ -462,22 +326,16 @@ def main():
                         help="size of the file in MiB (default 1024; 64 for a quick run)")
     parser.add_argument("--runs", type=int, default=3, help="timed runs per pair and mode "
                         "(default 3)")
-    parser.add_argument("--timeout", type=float, default=120.0,
-                        help="bound in seconds on every single wait (default 120)")
-    parser.add_argument("--python", default=sys.executable,
-                        help="interpreter of the venv with the reference (default: this one)")
-    args = parser.parse_args()
-    args.bin_dir = os.path.abspath(args.bin_dir)
+    common.add_timeout(parser, 120.0)
+    common.add_python(parser)
+    args = common.parse_args(parser)
 
-    atexit.register(common._cleanup)
-    signal.signal(signal.SIGTERM, common._on_signal)
-    signal.signal(signal.SIGINT, common._on_signal)
+    common.install_cleanup()
 
     load_before = os.getloadavg()
     world = World(args)
-    atexit.register(world.tmp.cleanup)
     size = args.size << 20
-    step = lambda msg: print(f"bench/files.py: {msg}", file=sys.stderr, flush=True)  # noqa: E731
+    step = common.stepper("bench/files.py")
     step(f"writing {args.size} MiB of random data")
     src, src_sha = world.make_file("source.bin", size)
     small, small_sha = world.make_file("warmup.bin", WARMUP_BYTES)
@@ -498,9 +356,6 @@ def main():
             results[(mode, name)].append(res)
     load_after = os.getloadavg()
 
-    f0 = lambda v: f"{v:.0f}"  # noqa: E731
-    f2 = lambda v: f"{v:.2f}"  # noqa: E731
-    f1 = lambda v: f"{v:.1f}"  # noqa: E731
     print(f"File: {args.size} MiB of random data; median of {args.runs} runs, "
           f"(min–max) in brackets.\n")
     print("| mode | sender -> receiver | data phase MB/s | vs python -> python | wall s "
@@ -536,14 +391,8 @@ def main():
         for side, kind in (("send", s), ("recv", r)):
             if kind != "ours":
                 continue
-            runs = results[(mode, name)]
-            names = {}
-            for x in runs:
-                for tname, cpu in x["threads"][side].items():
-                    names[tname] = names.get(tname, 0.0) + cpu / len(runs)
-            parts = ", ".join(f"{t} {v:.2f}" for t, v in sorted(names.items(),
-                                                                 key=lambda kv: -kv[1]) if v > 0)
-            print(f"- {mode}, {name}, {'sender' if side == 'send' else 'receiver'}: {parts}")
+            print(f"- {mode}, {name}, {side_name(side)}: "
+                  f"{common.thread_cpu(results[(mode, name)], side)}")
     print()
     for mode, ratio, peak in verdict:
         print(f"- goal, {mode}: ours -> ours is {ratio:.2f}× python -> python "
@@ -552,19 +401,11 @@ def main():
     print(f"- runs: {args.runs} timed per pair and mode after 1 warm-up (1 MiB), interleaved "
           f"round-robin; timeout {args.timeout:g} s per wait; SHA-256 of every received file "
           f"checked")
-    mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / (1 << 30)
-    print(f"- machine: {os.cpu_count()} CPUs (nproc), {common.cpu_model()}, {mem_gib:.0f} GiB RAM, "
-          f"Linux {platform.release()}, Python {platform.python_version()}; load average "
-          f"{load_before[0]:.2f} / {load_before[1]:.2f} / {load_before[2]:.2f} before, "
-          f"{load_after[0]:.2f} / {load_after[1]:.2f} / {load_after[2]:.2f} after")
+    print(common.machine_line(load_before, load_after))
     print("- raw data-phase MB/s per pair, in run order:")
     for (mode, name), runs in results.items():
         print(f"  - {mode}, {name}: {' '.join(f0(x['mbps']) for x in runs)}")
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except Failed as e:
-        print(f"bench/files.py: {e}", file=sys.stderr)
-        sys.exit(1)
+    common.run(main, "bench/files.py")

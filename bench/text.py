@@ -44,99 +44,22 @@ Usage: .venv/bin/python bench/text.py --bin-dir target/release [--runs 10] [--pr
 """
 
 import argparse
-import atexit
 import os
 import platform
 import re
 import selectors
-import shlex
 import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PY_DIR = os.path.join(REPO, "tests", "python")
-# Transit is never needed for text; a closed port keeps every byte on loopback.
-NO_TRANSIT_HELPER = "tcp:127.0.0.1:1"
-STARTED_DAEMON = re.compile(rb"started wormholed \(pid (\d+)\)")
-# Peak RSS of a client comes from GNU time, in separate untimed runs: wait4's ru_maxrss of a child
-# of this script also counts the memory of this Python process it was forked from (exec records
-# the old address space's high-water mark), so it cannot tell a small client's peak.
-GNU_TIME = "/usr/bin/time"
-MAXRSS = re.compile(rb"^bench-maxrss-kib (\d+)$", re.M)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-# Every process started here, so that exit kills whatever is still alive, by PID.
-_children = []
-
-
-def _cleanup():
-    for proc in reversed(_children):
-        if proc.poll() is None:
-            try:
-                if proc.stdin:
-                    proc.stdin.close()
-            except OSError:
-                pass
-            proc.terminate()
-    deadline = time.monotonic() + 5
-    for proc in reversed(_children):
-        try:
-            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
-
-
-def _on_signal(signum, _frame):
-    _cleanup()
-    sys.exit(128 + signum)
-
-
-def spawn(argv, **kwargs):
-    proc = subprocess.Popen(argv, **kwargs)
-    _children.append(proc)
-    return proc
-
-
-class Failed(Exception):
-    pass
-
-
-def read_line(proc, timeout, what):
-    """The first line of proc's stdout (bytes, without newline), or Failed after timeout."""
-    fd = proc.stdout.fileno()
-    buf = b""
-    deadline = time.monotonic() + timeout
-    with selectors.DefaultSelector() as sel:
-        sel.register(fd, selectors.EVENT_READ)
-        while b"\n" not in buf:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise Failed(f"{what}: no stdout line within {timeout} s (got {buf!r})")
-            if not sel.select(left):
-                continue
-            chunk = os.read(fd, 65536)
-            if not chunk:
-                raise Failed(f"{what}: stdout closed before a line (got {buf!r})")
-            buf += chunk
-    return buf.split(b"\n", 1)[0]
-
-
-def reap(proc, timeout, what):
-    """Waits for proc with wait4; returns (exit status, cpu seconds, peak RSS KiB)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-        if pid:
-            proc.returncode = os.waitstatus_to_exitcode(status)
-            return proc.returncode, usage.ru_utime + usage.ru_stime, usage.ru_maxrss
-        if time.monotonic() > deadline:
-            proc.kill()
-            raise Failed(f"{what}: did not exit within {timeout} s")
-        time.sleep(0.002)
+import _common as common  # noqa: E402  (process plumbing, World, /proc readings, GNU time)
+from _common import (  # noqa: E402
+    GNU_TIME, NO_TRANSIT_HELPER, STARTED_DAEMON, Failed, cpu_model, forget, guard_stderr,
+    peak_rss, read_line, read_text, reap, spawn)
 
 
 def proc_status(pid):
@@ -166,83 +89,25 @@ def kib(value):
     return int(value.split()[0]) / 1024
 
 
-class World:
+class World(common.World):
     """The mailbox server, the daemons, and how to make each side's command line."""
 
     def __init__(self, args):
-        self.args = args
-        self.tmp = tempfile.TemporaryDirectory(prefix="wormhole-bench-text-")
-        self.python = args.python
-        self.ctl = os.path.join(args.bin_dir, "wormholectl")
-        self.daemon_bin = os.path.join(args.bin_dir, "wormholed")
-        for path in (self.ctl, self.daemon_bin):
-            if not os.access(path, os.X_OK):
-                raise Failed(f"no executable {path} (build with cargo build --release --bins)")
-        self.mailbox = spawn(
-            [self.python, os.path.join(PY_DIR, "mailbox_server.py"), "--port", "0"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=open(os.path.join(self.tmp.name, "mailbox.err"), "wb"),
-        )
-        line = read_line(self.mailbox, args.timeout, "mailbox server").decode()
-        port = int(line.split()[1])
-        self.url = f"ws://127.0.0.1:{port}/v1"
-        self.py_env = self._home("python")
-        # As on a terminal: the reference's print() reaches the pipe when it is called, not at
-        # exit (a pipe would otherwise make Python buffer stdout until the process ends).
-        self.py_env["PYTHONUNBUFFERED"] = "1"
-        self.nameplate = 100
+        super().__init__(args, "text", "wormholectl", "wormholed")
+        self.mailbox = self.start_mailbox("mailbox server")
+        self.py_env = self.python_home()
         self.daemons = {}
 
-    def _home(self, name):
-        """An environment with its own HOME and XDG folders under the temporary folder."""
-        home = os.path.join(self.tmp.name, name)
-        os.makedirs(os.path.join(home, "runtime"), mode=0o700)
-        env = dict(os.environ)
-        for var in ("WORMHOLE_ACCEPT_FILE", "WORMHOLE_APPID", "WORMHOLE_CODE_LENGTH", "WORMHOLED_LOG"):
-            env.pop(var, None)
-        env.update(
-            HOME=home,
-            XDG_RUNTIME_DIR=os.path.join(home, "runtime"),
-            XDG_CONFIG_HOME=os.path.join(home, ".config"),
-            XDG_DATA_HOME=os.path.join(home, ".local/share"),
-            XDG_STATE_HOME=os.path.join(home, ".local/state"),
-            XDG_CACHE_HOME=os.path.join(home, ".cache"),
-            WORMHOLE_RELAY_URL=self.url,
-            WORMHOLE_TRANSIT_HELPER=NO_TRANSIT_HELPER,
-        )
-        return env
+    def home(self, name, **extra):
+        """Transit is never needed for text: every side gets the closed port as helper."""
+        return super().home(name, WORMHOLE_TRANSIT_HELPER=NO_TRANSIT_HELPER, **extra)
 
     def start_daemon(self, name, log_level=None):
-        env = self._home(f"daemon-{name}")
-        socket = os.path.join(env["HOME"], "control.sock")
-        config = os.path.join(env["HOME"], "wormholed.toml")
-        open(config, "w").close()
-        env.update(
-            WORMHOLED_SOCKET=socket,
-            WORMHOLED_CONFIG=config,
-            WORMHOLED_HINT_ADDRESSES="127.0.0.1",
-        )
-        if log_level:
-            env["WORMHOLED_LOG"] = log_level
         log = os.path.join(self.tmp.name, f"daemon-{name}.err")
-        proc = spawn(
-            [self.daemon_bin],
-            env=env,
-            cwd=env["HOME"],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=open(log, "wb"),
-        )
-        line = read_line(proc, self.args.timeout, f"wormholed {name}").decode()
-        if line != f"wormholed ready {socket}":
-            raise Failed(f"wormholed {name} said {line!r}")
+        proc, env, _ = self.launch_daemon(
+            name, f"daemon-{name}", log, **({"WORMHOLED_LOG": log_level} if log_level else {}))
         self.daemons[name] = (proc, env, log)
         return proc
-
-    def next_code(self):
-        self.nameplate += 1
-        return f"{self.nameplate}-bench-text"
 
     def ours(self, daemon, *argv):
         proc, env, _ = self.daemons[daemon]
@@ -251,9 +116,7 @@ class World:
         return [self.ctl, *argv], env
 
     def python_cli(self, *argv):
-        cli = [self.python, os.path.join(PY_DIR, "wormhole_cli.py"),
-               "--relay-url", self.url, "--transit-helper", NO_TRANSIT_HELPER]
-        return [*cli, *argv], self.py_env
+        return self.reference_cli(NO_TRANSIT_HELPER, *argv), self.py_env
 
     # One side's command line: kind is "py" or a daemon name.
     def sender(self, kind, text, code):
@@ -267,27 +130,10 @@ class World:
         return self.ours(kind, "receive", code)
 
 
-def guard_stderr(path):
-    """If wormholectl had to start a daemon of its own, kill it (by its PID) and fail."""
-    with open(path, "rb") as f:
-        data = f.read()
-    m = STARTED_DAEMON.search(data)
-    if m:
-        os.kill(int(m.group(1)), signal.SIGTERM)
-        raise Failed(f"wormholectl started a daemon of its own: {data.decode(errors='replace')}")
-    return data
-
-
 def rss_wrap():
     if os.access(GNU_TIME, os.X_OK):
-        return [GNU_TIME, "-f", "bench-maxrss-kib %M"]
+        return common.RSS_WRAP
     return None
-
-
-def peak_rss(data):
-    """The peak RSS in MiB that GNU time reported at the end of data (stderr bytes), or None."""
-    found = MAXRSS.findall(data)
-    return int(found[-1]) / 1024 if found else None
 
 
 def one_run(world, send_kind, recv_kind, tag, wrap=None):
@@ -313,17 +159,14 @@ def one_run(world, send_kind, recv_kind, tag, wrap=None):
         r_status, r_cpu, _ = reap(receiver, world.args.timeout, f"{tag} receiver")
         s_status, s_cpu, _ = reap(sender, world.args.timeout, f"{tag} sender")
     except Failed as e:
-        details = "".join(
-            f"\n--- {p}:\n{open(p, 'rb').read().decode(errors='replace')}" for p in errs)
+        details = "".join(f"\n--- {p}:\n{read_text(p)}" for p in errs)
         raise Failed(f"{e}{details}") from None
     finally:
         stderr = [guard_stderr(p) for p in errs]
     if r_status or s_status:
-        details = "".join(
-            f"\n--- {p}:\n{open(p, 'rb').read().decode(errors='replace')}" for p in errs)
+        details = "".join(f"\n--- {p}:\n{read_text(p)}" for p in errs)
         raise Failed(f"{tag}: exit status receiver {r_status}, sender {s_status}{details}")
-    _children.remove(receiver)
-    _children.remove(sender)
+    forget(receiver, sender)
     return {"wall": wall, "cpu": s_cpu + r_cpu, "rss": (peak_rss(stderr[1]), peak_rss(stderr[0]))}
 
 
@@ -339,7 +182,7 @@ def time_command(argv, env, timeout, what, wrap=None):
         raise Failed(f"{what} started a daemon of its own")
     if status:
         raise Failed(f"{what}: exit status {status}: {err.decode(errors='replace')}")
-    _children.remove(proc)
+    forget(proc)
     return {"wall": wall, "cpu": cpu, "rss": peak_rss(err)}
 
 
@@ -392,7 +235,7 @@ def profile(world):
         guard_stderr(errs[side == "send"])
         if status:
             raise Failed(f"profile {side}: exit status {status}")
-        _children.remove(p)
+        forget(p)
     proc.terminate()  # also flushes its last log lines
     proc.wait(timeout=world.args.timeout)
     stamp = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+)Z\s*")
@@ -418,18 +261,13 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bin-dir", required=True, help="folder with wormholed and wormholectl")
     parser.add_argument("--runs", type=int, default=10, help="timed runs per pair (default 10)")
-    parser.add_argument("--timeout", type=float, default=30.0,
-                        help="bound in seconds on every single wait (default 30)")
-    parser.add_argument("--python", default=sys.executable,
-                        help="interpreter of the venv with the reference (default: this one)")
+    common.add_timeout(parser, 30.0)
+    common.add_python(parser)
     parser.add_argument("--profile", action="store_true",
                         help="also print a debug-log timeline of one ours->ours run")
-    args = parser.parse_args()
-    args.bin_dir = os.path.abspath(args.bin_dir)
+    args = common.parse_args(parser)
 
-    atexit.register(_cleanup)
-    signal.signal(signal.SIGTERM, _on_signal)
-    signal.signal(signal.SIGINT, _on_signal)
+    common.install_cleanup()
 
     load_before = os.getloadavg()
     world = World(args)
@@ -541,20 +379,5 @@ def fmt_rss(values):
     return " / ".join(f"{v:.1f}" for v in values)
 
 
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
 if __name__ == "__main__":
-    try:
-        main()
-    except Failed as e:
-        print(f"bench/text.py: {e}", file=sys.stderr)
-        sys.exit(1)
+    common.run(main, "bench/text.py")
