@@ -24,7 +24,7 @@
 
 use std::cell::RefCell;
 use std::io::{ErrorKind, Read, Write};
-use std::net::{Ipv4Addr, TcpStream as StdTcpStream};
+use std::net::{Ipv4Addr, TcpListener as StdTcpListener, TcpStream as StdTcpStream};
 use std::os::unix::net::UnixStream as StdUnixStream;
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
@@ -41,8 +41,11 @@ use super::*;
 /// The session key the mailbox would report.
 const KEY: [u8; 32] = [0x42; 32];
 
-/// The test peer's `please` side: smaller than ours, so the test peer is the Follower.
-const PEER_SIDE: &str = "0000000000000000";
+/// The test peer's `please` side when it is the Follower: smaller than any of ours.
+const FOLLOWER_SIDE: &str = "0000000000000000";
+
+/// The test peer's `please` side when it is the Leader: greater than any of ours.
+const LEADER_SIDE: &str = "ffffffffffffffff";
 
 /// The wormhole's id.
 const WORMHOLE: WormholeId = 7;
@@ -225,16 +228,20 @@ impl Harness {
         self.host.do_send(AppEvent(Event::Dilate(body)));
     }
 
-    /// Feeds the key, the peer's versions and its `please` (as the Follower); checks our
-    /// `please` and our hints; returns the port of our listener.
-    async fn dilate(&self) -> u16 {
+    /// Feeds the key, the peer's versions and its `please` (with the side that gives the test
+    /// peer `role`); checks our `please` and our hints; returns the port of our listener.
+    async fn dilate(&self, role: Role) -> u16 {
+        let peer_side = match role {
+            Role::Leader => LEADER_SIDE,
+            Role::Follower => FOLLOWER_SIDE,
+        };
         self.host.do_send(AppKey(KEY));
         self.host.do_send(AppEvent(Event::Versions(json!({
             "can-dilate": ["ged"],
             "dilation-abilities": [{"type": "direct-tcp-v1"}],
             "app_versions": {},
         }))));
-        self.peer_says(json!({"type": "please", "side": PEER_SIDE, "use-version": "ged"}));
+        self.peer_says(json!({"type": "please", "side": peer_side, "use-version": "ged"}));
         let port = self.hints(1).await;
         let sent = self.sent();
         let (phase, please) = &sent[0];
@@ -242,7 +249,8 @@ impl Harness {
         assert_eq!(please["type"], "please");
         assert_eq!(please["use-version"], "ged");
         let side = please["side"].as_str().expect("a side");
-        assert!(side.len() == 16 && side > PEER_SIDE, "our side {side}");
+        assert_eq!(side.len(), 16, "our side {side}");
+        assert_eq!(side < peer_side, role == Role::Leader, "our side {side}");
         port
     }
 
@@ -264,19 +272,31 @@ impl Harness {
     }
 
     /// Waits for the effects of losing the first connection: the owner gets `disconnected`,
-    /// the registry `reconnecting`, and our `reconnect` goes out as `dilate-2`.
-    async fn disconnected(&self) {
-        wait_until("disconnected", || self.events().len() == 2).await;
+    /// the registry `reconnecting`, and our L1 message of this type (`reconnect` from the
+    /// Leader, `reconnecting` from the Follower) goes out as `dilate-2`.
+    async fn disconnected(&self, l1: &str) {
+        wait_until("disconnected", || self.events().len() >= 2).await;
         assert_eq!(
             self.events(),
             [EventKind::Dilated {}, EventKind::Disconnected {}]
         );
         assert_eq!(self.states(), ["dilated", "reconnecting"]);
-        wait_until("reconnect", || self.mailbox.borrow().len() == 3).await;
+        wait_until(l1, || self.mailbox.borrow().len() >= 3).await;
+        assert_eq!(self.sent()[2], ("dilate-2".to_owned(), json!({"type": l1})));
+    }
+
+    /// Waits for the second connection: the owner gets `reconnected`, the registry `dilated`.
+    async fn reconnected(&self) {
+        wait_until("reconnected", || self.events().len() >= 3).await;
         assert_eq!(
-            self.sent()[2],
-            ("dilate-2".to_owned(), json!({"type": "reconnect"}))
+            self.events(),
+            [
+                EventKind::Dilated {},
+                EventKind::Disconnected {},
+                EventKind::Reconnected {}
+            ]
         );
+        assert_eq!(self.states(), ["dilated", "reconnecting", "dilated"]);
     }
 }
 
@@ -285,18 +305,19 @@ impl Harness {
 /// `dilated`. Returns the PING's id too.
 async fn dilated() -> (Harness, PeerHandle, [u8; 4]) {
     let h = Harness::start();
-    let port = h.dilate().await;
+    let port = h.dilate(Role::Follower).await;
     let peer = PeerHandle::connect(port).await;
     let connected_at = clock::now();
     assert_eq!(peer.next().await, Some(Record::Kcm));
     let ping = ping_id(peer.next().await);
     assert_eq!(clock::now(), connected_at);
-    wait_until("dilated", || h.events() == [EventKind::Dilated {}]).await;
+    wait_until("dilated", || !h.events().is_empty()).await;
+    assert_eq!(h.events(), [EventKind::Dilated {}]);
     assert_eq!(h.states(), ["dilated"]);
     (h, peer, ping)
 }
 
-/// The test's side of one L2 connection: the Follower, over a blocking socket.
+/// The test's side of one L2 connection, over a blocking socket.
 struct Peer {
     stream: StdTcpStream,
     transport: Transport,
@@ -304,22 +325,54 @@ struct Peer {
 }
 
 impl Peer {
-    /// Connects to our listener and does the Follower's handshake; its KCM goes in the same
-    /// write as the handshake's last message (so the host must hand it to the opener).
+    /// Connects to our listener as the Follower: see [`Peer::handshake`].
     fn connect(port: u16) -> Self {
-        let mut stream =
+        let stream =
             StdTcpStream::connect((Ipv4Addr::LOCALHOST, port)).expect("connect to our listener");
+        Self::handshake(stream, Role::Follower)
+    }
+
+    /// Accepts our daemon's dial as the Leader (within [`IO_WAIT`] of real time, on a
+    /// throwaway real-time runtime): see [`Peer::handshake`].
+    fn accept(listener: StdTcpListener) -> Self {
+        listener.set_nonblocking(true).expect("nonblocking");
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a real-time runtime");
+        let stream = runtime.block_on(async {
+            let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+            let accepted = tokio::time::timeout(IO_WAIT, listener.accept())
+                .await
+                .expect("our daemon dials the peer's hint");
+            accepted
+                .expect("accept")
+                .0
+                .into_std()
+                .expect("a std socket")
+        });
+        stream.set_nonblocking(false).expect("blocking");
+        Self::handshake(stream, Role::Leader)
+    }
+
+    /// Does the L2 handshake as `role`. The Follower's KCM goes in the same write as the
+    /// handshake's last message (so the host must hand it to the opener with the bytes it read).
+    fn handshake(mut stream: StdTcpStream, role: Role) -> Self {
         stream.set_read_timeout(Some(IO_WAIT)).expect("timeout");
         stream.set_nodelay(true).expect("nodelay");
         let key = crypto::dilation_key(&KEY);
-        let mut l2 = l2::Connection::new(Role::Follower, &key, None, [9; 32]).expect("l2");
+        let mut l2 = l2::Connection::new(role, &key, None, [9; 32]).expect("l2");
         let mut buf = [0; 4096];
         loop {
             let mut out = l2.poll_transmit().unwrap_or_default();
             if l2.poll_event() == Some(L2Event::HandshakeDone) {
                 let mut transport = l2.take_transport().expect("the transport");
-                transport.sealer.seal(&Record::Kcm, &mut out).expect("seal");
-                stream.write_all(&out).expect("write the handshake and KCM");
+                if role == Role::Follower {
+                    transport.sealer.seal(&Record::Kcm, &mut out).expect("seal");
+                }
+                stream
+                    .write_all(&out)
+                    .expect("write the end of the handshake");
                 return Self {
                     stream,
                     transport,
@@ -387,6 +440,11 @@ struct PeerHandle(Arc<Mutex<Peer>>);
 impl PeerHandle {
     async fn connect(port: u16) -> Self {
         let peer = blocking(move || Peer::connect(port)).await;
+        Self(Arc::new(Mutex::new(peer)))
+    }
+
+    async fn accept(listener: StdTcpListener) -> Self {
+        let peer = blocking(move || Peer::accept(listener)).await;
         Self(Arc::new(Mutex::new(peer)))
     }
 
@@ -460,7 +518,7 @@ fn keepalive_pings_then_drops_a_silent_peer() {
         tokio::time::advance(MS).await;
         assert_eq!(peer.next().await, None, "the Leader closes the connection");
         assert_eq!(clock::now() - first_unanswered, 2 * PING);
-        h.disconnected().await;
+        h.disconnected("reconnect").await;
     });
 }
 
@@ -531,7 +589,7 @@ fn unacked_records_are_replayed_first_on_reconnection() {
             .await
             .expect("shutdown");
         drop(peer);
-        h.disconnected().await;
+        h.disconnected("reconnect").await;
 
         // The peer answers `reconnecting`; the Leader listens again and reports new hints.
         h.peer_says(json!({"type": "reconnecting"}));
@@ -545,16 +603,73 @@ fn unacked_records_are_replayed_first_on_reconnection() {
         );
         ping_id(peer.next().await);
         assert_eq!(peer.run(|p| p.probe(&[])).await, Ok(vec![]), "nothing more");
-        wait_until("reconnected", || h.events().len() == 3).await;
-        assert_eq!(
-            h.events(),
-            [
-                EventKind::Dilated {},
-                EventKind::Disconnected {},
-                EventKind::Reconnected {}
-            ]
-        );
-        assert_eq!(h.states(), ["dilated", "reconnecting", "dilated"]);
+        h.reconnected().await;
         drop(client);
+    });
+}
+
+/// The test peer's listener on 127.0.0.1, and its `connection-hints` message.
+fn peer_listener() -> (StdTcpListener, Value) {
+    let listener = StdTcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    let hints = json!({
+        "type": "connection-hints",
+        "hints": [{"type": "direct-tcp-v1", "hostname": "127.0.0.1", "port": port, "priority": 0.0}],
+    });
+    (listener, hints)
+}
+
+/// Our daemon as the Follower: it dials the Leader's hint, sends the first KCM, is connected
+/// once the Leader's KCM selects the connection, answers PINGs, and never drops a quiet
+/// connection by itself (the Follower has no keepalive timer). The Leader's `reconnect` makes
+/// it drop the connection, tell the owner `disconnected`, answer `reconnecting`, report new
+/// hints, and dial the Leader's next hint; that connection makes it `reconnected`.
+#[test]
+fn follower_dials_answers_pings_and_obeys_reconnect() {
+    run(|| async {
+        let h = Harness::start();
+        let (listener, hints) = peer_listener();
+        h.dilate(Role::Leader).await;
+        h.peer_says(hints);
+        let peer = PeerHandle::accept(listener).await;
+        assert_eq!(
+            peer.next().await,
+            Some(Record::Kcm),
+            "the Follower's KCM first"
+        );
+        assert!(
+            h.events().is_empty(),
+            "not connected before the Leader's KCM"
+        );
+        peer.run(|p| p.send(&[Record::Kcm])).await;
+        wait_until("dilated", || !h.events().is_empty()).await;
+        assert_eq!(h.events(), [EventKind::Dilated {}]);
+        assert_eq!(h.states(), ["dilated"]);
+
+        // It answers PINGs, and nothing else happens, however long the connection is quiet.
+        assert_eq!(peer.run(|p| p.probe(&[])).await, Ok(vec![]));
+        tokio::time::advance(10 * PING).await;
+        assert_eq!(peer.run(|p| p.probe(&[])).await, Ok(vec![]), "still up");
+        assert_eq!(h.events(), [EventKind::Dilated {}]);
+        assert_eq!(h.sent().len(), 2, "only please and connection-hints");
+
+        // The Leader's `reconnect`.
+        h.peer_says(json!({"type": "reconnect"}));
+        assert_eq!(
+            peer.next().await,
+            None,
+            "the Follower closes the connection"
+        );
+        h.disconnected("reconnecting").await;
+        h.hints(3).await;
+
+        // Generation 2: the Leader's new hint.
+        let (listener, hints) = peer_listener();
+        h.peer_says(hints);
+        let peer = PeerHandle::accept(listener).await;
+        assert_eq!(peer.next().await, Some(Record::Kcm));
+        peer.run(|p| p.send(&[Record::Kcm])).await;
+        h.reconnected().await;
+        assert_eq!(peer.run(|p| p.probe(&[])).await, Ok(vec![]));
     });
 }
