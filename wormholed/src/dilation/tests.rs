@@ -22,7 +22,7 @@
 //! daemon handles records in order, so it has handled what came before. A probe also checks
 //! that nothing else was sent meanwhile (e.g. no PING before the interval is up).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, TcpListener as StdTcpListener, TcpStream as StdTcpStream};
 use std::os::unix::net::UnixStream as StdUnixStream;
@@ -136,6 +136,8 @@ struct Harness {
     mailbox: Log<Input>,
     notes: Log<WormholeNote>,
     lines: Log<DaemonLine>,
+    /// Whether the host called `halt` (stopping the mailbox actors).
+    halted: Rc<Cell<bool>>,
     _sockets: tempfile::TempDir,
 }
 
@@ -149,6 +151,7 @@ impl Harness {
             lines: Recorder(Rc::clone(&lines)).start().recipient(),
         };
         let sockets = tempfile::tempdir().expect("a temporary folder");
+        let halted = Rc::new(Cell::new(false));
         let mut config = DilationConfig::new([1; 32]);
         config.ping_interval = PING;
         let host = DilationHost::new(DilationSetup {
@@ -156,7 +159,10 @@ impl Harness {
             owner: owner.clone(),
             registry: Recorder(Rc::clone(&notes)).start().recipient(),
             mailbox: Recorder(Rc::clone(&mailbox)).start().recipient(),
-            halt: Box::new(|| {}),
+            halt: Box::new({
+                let halted = Rc::clone(&halted);
+                move || halted.set(true)
+            }),
             transit: TransitConfig {
                 relays: Vec::new(),
                 listen: true,
@@ -172,6 +178,7 @@ impl Harness {
             mailbox,
             notes,
             lines,
+            halted,
             _sockets: sockets,
         }
     }
@@ -181,11 +188,12 @@ impl Harness {
         self.mailbox
             .borrow()
             .iter()
-            .map(|input| match input {
-                Input::SendPhase { phase, plaintext } => (
+            .filter_map(|input| match input {
+                Input::SendPhase { phase, plaintext } => Some((
                     phase.clone(),
                     serde_json::from_slice(plaintext).expect("our dilate-N is JSON"),
-                ),
+                )),
+                Input::Close => None,
                 other => panic!("unexpected mailbox input {other:?}"),
             })
             .collect()
@@ -211,13 +219,13 @@ impl Harness {
         self.notes
             .borrow()
             .iter()
-            .map(|note| match note {
+            .filter_map(|note| match note {
                 WormholeNote::State(id, state) => {
                     assert_eq!(*id, WORMHOLE);
-                    *state
+                    Some(*state)
                 }
+                WormholeNote::Finished(_) => None,
                 WormholeNote::Code(..) => panic!("unexpected code note"),
-                WormholeNote::Finished(_) => panic!("unexpected finished note"),
             })
             .collect()
     }
@@ -257,7 +265,7 @@ impl Harness {
     /// Waits for our `connection-hints` as L1 message number `n`: exactly one direct hint,
     /// 127.0.0.1 and our listener's port, and no relay. Returns the port.
     async fn hints(&self, n: usize) -> u16 {
-        wait_until("our connection-hints", || self.mailbox.borrow().len() > n).await;
+        wait_until("our connection-hints", || self.sent().len() > n).await;
         let (phase, hints) = self.sent().swap_remove(n);
         assert_eq!(phase, format!("dilate-{n}"));
         assert_eq!(hints["type"], "connection-hints", "{hints}");
@@ -271,6 +279,45 @@ impl Harness {
         direct.port
     }
 
+    /// The answer to request `id`, once it came.
+    async fn response(&self, id: u64) -> Outcome {
+        let answer = || {
+            self.lines.borrow().iter().find_map(|line| match line {
+                DaemonLine::Response(Response {
+                    id: Some(got),
+                    outcome,
+                }) if *got == id => Some(outcome.clone()),
+                _ => None,
+            })
+        };
+        wait_until("an answer", || answer().is_some()).await;
+        answer().expect("the answer")
+    }
+
+    /// The owner opens a `chat` subchannel: it is subchannel 1 (the Leader's ids are odd), the
+    /// peer gets its OPEN (seqnum 0). Returns its socket.
+    async fn open_chat(&self, peer: &PeerHandle) -> String {
+        self.host.do_send(DilateCommand::Open {
+            client: self.owner.clone(),
+            id: 1,
+            subprotocol: "chat".into(),
+        });
+        let Outcome::Ok(ResponseBody::Subchannel {
+            subchannel: 1,
+            socket,
+        }) = self.response(1).await
+        else {
+            panic!("subchannel 1 with its socket");
+        };
+        let open = Record::Open {
+            scid: 1,
+            seqnum: 0,
+            subprotocol: "chat".into(),
+        };
+        assert_eq!(peer.next().await, Some(open));
+        socket
+    }
+
     /// Waits for the effects of losing the first connection: the owner gets `disconnected`,
     /// the registry `reconnecting`, and our L1 message of this type (`reconnect` from the
     /// Leader, `reconnecting` from the Follower) goes out as `dilate-2`.
@@ -281,7 +328,7 @@ impl Harness {
             [EventKind::Dilated {}, EventKind::Disconnected {}]
         );
         assert_eq!(self.states(), ["dilated", "reconnecting"]);
-        wait_until(l1, || self.mailbox.borrow().len() >= 3).await;
+        wait_until(l1, || self.sent().len() >= 3).await;
         assert_eq!(self.sent()[2], ("dilate-2".to_owned(), json!({"type": l1})));
     }
 
@@ -532,41 +579,7 @@ fn unacked_records_are_replayed_first_on_reconnection() {
     run(|| async {
         let (h, peer, _) = dilated().await;
 
-        // The owner opens a subchannel; the Leader's ids are odd.
-        h.host.do_send(DilateCommand::Open {
-            client: h.owner.clone(),
-            id: 1,
-            subprotocol: "chat".into(),
-        });
-        wait_until("the open-subchannel answer", || {
-            h.lines
-                .borrow()
-                .iter()
-                .any(|l| matches!(l, DaemonLine::Response(_)))
-        })
-        .await;
-        let socket = h
-            .lines
-            .borrow()
-            .iter()
-            .find_map(|line| match line {
-                DaemonLine::Response(Response {
-                    id: Some(1),
-                    outcome:
-                        Outcome::Ok(ResponseBody::Subchannel {
-                            subchannel: 1,
-                            socket,
-                        }),
-                }) => Some(socket.clone()),
-                _ => None,
-            })
-            .expect("subchannel 1 with its socket");
-        let open = Record::Open {
-            scid: 1,
-            seqnum: 0,
-            subprotocol: "chat".into(),
-        };
-        assert_eq!(peer.next().await, Some(open));
+        let socket = h.open_chat(&peer).await;
 
         // Its client writes; the DATA reaches the peer.
         let client = blocking(move || {
@@ -671,5 +684,56 @@ fn follower_dials_answers_pings_and_obeys_reconnect() {
         peer.run(|p| p.send(&[Record::Kcm])).await;
         h.reconnected().await;
         assert_eq!(peer.run(|p| p.probe(&[])).await, Ok(vec![]));
+    });
+}
+
+/// `close`: the host answers, tells the registry `closing`, closes the connection, removes the
+/// subchannel sockets nobody connected to, and closes the mailbox, with no `disconnected`; time
+/// passing changes nothing then. Once the mailbox reports it closed, the owner gets `closed`, the registry
+/// `Finished`, the mailbox actors are halted and the host stops.
+#[test]
+fn close_tears_down_then_finishes_when_the_mailbox_closes() {
+    run(|| async {
+        let (h, peer, _) = dilated().await;
+        let socket = h.open_chat(&peer).await;
+        assert!(Path::new(&socket).exists());
+
+        h.host.do_send(DilateCommand::Close {
+            client: h.owner.clone(),
+            id: 2,
+        });
+        assert_eq!(h.response(2).await, Outcome::Ok(ResponseBody::Done {}));
+        assert_eq!(peer.next().await, None, "the connection is closed");
+        wait_until("the mailbox closed", || {
+            matches!(h.mailbox.borrow().last(), Some(Input::Close))
+        })
+        .await;
+        assert_eq!(h.states(), ["dilated", "closing"]);
+        assert_eq!(h.events(), [EventKind::Dilated {}]);
+        assert!(!Path::new(&socket).exists(), "the socket is removed");
+        assert_eq!(h.sent().len(), 2, "no L1 message after please and hints");
+        tokio::time::advance(3 * PING).await;
+        assert_eq!(h.events(), [EventKind::Dilated {}]);
+        assert!(!h.halted.get() && h.host.connected());
+
+        h.host.do_send(AppEvent(Event::Closed {
+            mood: Mood::Happy,
+            error: None,
+        }));
+        wait_until("the host stopped", || !h.host.connected()).await;
+        assert_eq!(
+            h.events(),
+            [
+                EventKind::Dilated {},
+                EventKind::Closed {
+                    mood: "happy".into()
+                }
+            ]
+        );
+        assert!(matches!(
+            h.notes.borrow().last(),
+            Some(WormholeNote::Finished(WORMHOLE))
+        ));
+        assert!(h.halted.get());
     });
 }
