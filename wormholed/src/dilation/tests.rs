@@ -13,7 +13,10 @@
 //! idle, which would fire the keepalive timer while bytes are still in flight on the other
 //! runtime; it does not while a `spawn_blocking` task runs (see `tokio::time::pause`), so every
 //! test holds one for its whole run ([`hold_clock`]): virtual time moves only by
-//! [`tokio::time::advance`]. The test's peer does blocking socket IO inside `spawn_blocking`,
+//! [`tokio::time::advance`]. `advance` moves the clock and yields once; it does not wait for the
+//! host to run the timer's callback: each advance that makes the keepalive timer due is followed by its evidence (a
+//! PING or the close read by the peer) before the clock moves again; otherwise the callback
+//! would run at the later time. The test's peer does blocking socket IO inside `spawn_blocking`,
 //! each read bounded by [`IO_WAIT`] of real time; local waits are bounded loops
 //! ([`wait_until`]). Nothing sleeps.
 //!
