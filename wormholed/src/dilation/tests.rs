@@ -14,11 +14,11 @@
 //! runtime; it does not while a `spawn_blocking` task runs (see `tokio::time::pause`), so every
 //! test holds one for its whole run ([`hold_clock`]): virtual time moves only by
 //! [`tokio::time::advance`]. `advance` moves the clock and yields once; it does not wait for the
-//! host to run the timer's callback: each advance that makes the keepalive timer due is followed by its evidence (a
-//! PING or the close read by the peer) before the clock moves again; otherwise the callback
-//! would run at the later time. The test's peer does blocking socket IO inside `spawn_blocking`,
-//! each read bounded by [`IO_WAIT`] of real time; local waits are bounded loops
-//! ([`wait_until`]). Nothing sleeps.
+//! host to run the timer's callback, so each advance that makes the keepalive timer due is
+//! followed by its evidence (a PING, or the close, read by the peer) before the clock moves
+//! again; otherwise the callback would run at the later time. The test's peer does blocking
+//! socket IO inside `spawn_blocking`, each read bounded by [`IO_WAIT`] of real time; local waits
+//! are bounded loops ([`wait_until`]). Nothing sleeps.
 //!
 //! What a record or an event proves: the machine emits nothing when a PONG or an ACK arrives,
 //! so the peer follows them with a PING of its own (a *probe*) and reads up to its PONG; the
@@ -630,7 +630,9 @@ fn peer_listener() -> (StdTcpListener, Value) {
     let port = listener.local_addr().expect("address").port();
     let hints = json!({
         "type": "connection-hints",
-        "hints": [{"type": "direct-tcp-v1", "hostname": "127.0.0.1", "port": port, "priority": 0.0}],
+        "hints": [
+            {"type": "direct-tcp-v1", "hostname": "127.0.0.1", "port": port, "priority": 0.0}
+        ],
     });
     (listener, hints)
 }
@@ -692,8 +694,8 @@ fn follower_dials_answers_pings_and_obeys_reconnect() {
 
 /// `close`: the host answers, tells the registry `closing`, closes the connection, removes the
 /// subchannel sockets nobody connected to, and closes the mailbox, with no `disconnected`; time
-/// passing changes nothing then. Once the mailbox reports it closed, the owner gets `closed`, the registry
-/// `Finished`, the mailbox actors are halted and the host stops.
+/// passing changes nothing then. Once the mailbox reports it closed, the owner gets `closed`, the
+/// registry `Finished`, the mailbox actors are halted and the host stops.
 #[test]
 fn close_tears_down_then_finishes_when_the_mailbox_closes() {
     run(|| async {
