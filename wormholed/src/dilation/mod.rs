@@ -30,6 +30,8 @@
 
 mod attach;
 mod io;
+#[cfg(test)]
+mod tests;
 
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
