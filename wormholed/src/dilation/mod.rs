@@ -73,6 +73,9 @@ pub(crate) const CLIENT_HIGH_WATER: usize = 1 << 20;
 /// Bytes waiting for subchannel clients below which TCP reads resume.
 pub(crate) const CLIENT_LOW_WATER: usize = 256 << 10;
 
+/// How long a closed connection's writer may go on writing what was queued before it.
+const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Most TCP connections (candidates and the live one) at once; more are closed at once.
 const MAX_CONNECTIONS: usize = 64;
 
@@ -366,8 +369,11 @@ impl DilationHost {
                 self.openers.remove(&id);
                 if let Some(connection) = self.connections.remove(&id) {
                     // Dropping the queue lets the writer finish what was transmitted, then
-                    // shut the socket down; nothing more is read.
+                    // shut the socket down; nothing more is read. A peer that does not read
+                    // (a dropped keepalive) would keep it open: the writer gets a grace period.
                     connection.read_task.abort();
+                    let writer = connection.write_task.abort_handle();
+                    ctx.run_later(CLOSE_GRACE, move |_, _| writer.abort());
                 }
             }
             DilationOutput::Event(event) => self.event(event, ctx),
