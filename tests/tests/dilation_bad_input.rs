@@ -296,7 +296,8 @@ fn an_open_for_a_subprotocol_nobody_listens_for_is_held_until_listen() {
 /// With `dilate`'s `subprotocols`, an OPEN for any other subprotocol is refused: the daemon
 /// answers it with a CLOSE (the reference peer sees its subchannel closed), reports
 /// `subchannel-refused` with the subchannel and the name, logs why, makes no socket for it, and
-/// keeps serving; a bad `subprotocols` list is an `invalid-argument` error.
+/// keeps serving; a bad `subprotocols` list, and an empty or over-long subprotocol name for
+/// `open-subchannel` or `listen`, are `invalid-argument` errors.
 #[test]
 fn an_open_for_an_unexpected_subprotocol_is_refused() {
     let mut setup = DilationSetup::start(&[]);
@@ -335,6 +336,13 @@ fn an_open_for_an_unexpected_subprotocol_is_refused() {
         "a socket for a refused subchannel: {:?}",
         control.events
     );
+    for (op, name) in [
+        ("open-subchannel", "x".repeat(4096)),
+        ("listen", String::new()),
+    ] {
+        let bad = control.request(json!({"op": op, "wormhole": wormhole, "subprotocol": name}));
+        assert_eq!(bad["error"]["code"], "invalid-argument", "{bad}");
+    }
     control.ok(json!({"op": "list"}));
     assert_success(&run(setup.daemon.ctl().args(["dilate", "list"]), TIMEOUT));
     close_dilated(&mut control, &wormhole);

@@ -236,8 +236,10 @@ impl Registry {
     }
 }
 
-/// Most names in `dilate`'s `subprotocols`, and the longest name.
+/// Most names in `dilate`'s `subprotocols`.
 const MAX_SUBPROTOCOLS: usize = 64;
+
+/// The longest subprotocol name (an OPEN record carries it: it must fit a frame with room).
 const MAX_SUBPROTOCOL_LEN: usize = 256;
 
 /// Why `dilate`'s `subprotocols` is not acceptable, if it is not.
@@ -245,12 +247,17 @@ fn bad_subprotocols(names: &[String]) -> Option<String> {
     if names.len() > MAX_SUBPROTOCOLS {
         return Some(format!("at most {MAX_SUBPROTOCOLS} subprotocols"));
     }
-    names
-        .iter()
-        .find(|name| name.is_empty() || name.len() > MAX_SUBPROTOCOL_LEN)
-        .map(|name| {
-            format!("a subprotocol name must have 1 to {MAX_SUBPROTOCOL_LEN} bytes: {name:?}")
-        })
+    names.iter().find_map(|name| bad_subprotocol(name))
+}
+
+/// Why a subprotocol name is not acceptable, if it is not.
+fn bad_subprotocol(name: &str) -> Option<String> {
+    (name.is_empty() || name.len() > MAX_SUBPROTOCOL_LEN).then(|| {
+        format!(
+            "a subprotocol name must have 1 to {MAX_SUBPROTOCOL_LEN} bytes, not {}",
+            name.len()
+        )
+    })
 }
 
 impl Actor for Registry {
@@ -433,6 +440,10 @@ impl Handler<ClientRequest> for Registry {
                 wormhole,
                 subprotocol,
             } => {
+                if let Some(bad) = bad_subprotocol(&subprotocol) {
+                    let error = ControlError::new(ErrorCode::InvalidArgument, bad);
+                    return client.respond(id, Err(error));
+                }
                 let command = DilateCommand::Listen {
                     client: client.clone(),
                     id,
@@ -444,6 +455,10 @@ impl Handler<ClientRequest> for Registry {
                 wormhole,
                 subprotocol,
             } => {
+                if let Some(bad) = bad_subprotocol(&subprotocol) {
+                    let error = ControlError::new(ErrorCode::InvalidArgument, bad);
+                    return client.respond(id, Err(error));
+                }
                 let command = DilateCommand::Open {
                     client: client.clone(),
                     id,

@@ -261,7 +261,9 @@ async fn write_connection(
                         continue;
                     };
                     if let Err(e) = sealer.seal(&record, &mut out) {
+                        // The connection cannot go on: end it, so that it is reported lost.
                         tracing::warn!(id, error = %e, "dilation: cannot seal a record");
+                        let _ = write.shutdown().await;
                         return;
                     }
                 }
