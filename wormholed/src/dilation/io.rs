@@ -4,16 +4,18 @@
 //! (`Output::Secured`); they report to the [`DilationHost`](super::DilationHost) through [`Io`]
 //! messages; `send().await` on each report keeps a reader from running ahead of the actor.
 //!
-//! Threads: the listener, dialers and subchannel sockets run on the actor's arbiter; every TCP
-//! connection's reader and writer run on a small runtime of their own ([`CONNECTION_THREADS`]
-//! threads shared by all wormholes), so that sealing, opening and TCP copies proceed beside the
-//! machines, and a connection's two directions beside each other.
+//! Threads: the listener, dialers and subchannel socket listeners run on the actor's arbiter;
+//! every TCP connection's reader and writer, and every subchannel client's reader and writer (the
+//! bulk IO) run on a small runtime of their own ([`CONNECTION_THREADS`] threads shared by all
+//! wormholes), so that sealing, opening and socket copies proceed beside the machines and never
+//! hold up the arbiter that also serves the control and mailbox actors.
 
-use std::cell::Cell;
 use std::io;
 use std::net::IpAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix::Recipient;
@@ -47,9 +49,10 @@ const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
 const RELAY_ATTEMPTS: u32 = 6;
 
 /// Bytes waiting to be written to subchannel clients, with a gate that is shut above the high
-/// water mark and opened again below the low one (the TCP readers wait on it).
+/// water mark and opened again below the low one (the TCP readers wait on it). Shared by the
+/// host (which adds) and the client writers on the connection runtime (which subtract).
 pub(super) struct Gauge {
-    queued: Cell<usize>,
+    queued: AtomicUsize,
     high: usize,
     low: usize,
     gate: watch::Sender<bool>,
@@ -58,7 +61,7 @@ pub(super) struct Gauge {
 impl Gauge {
     pub(super) fn new(high: usize, low: usize) -> Self {
         Self {
-            queued: Cell::new(0),
+            queued: AtomicUsize::new(0),
             high,
             low,
             gate: watch::channel(true).0,
@@ -71,8 +74,7 @@ impl Gauge {
     }
 
     pub(super) fn add(&self, n: usize) {
-        let queued = self.queued.get() + n;
-        self.queued.set(queued);
+        let queued = self.queued.fetch_add(n, Ordering::AcqRel) + n;
         if queued > self.high {
             self.gate
                 .send_if_modified(|open| std::mem::replace(open, false));
@@ -80,9 +82,13 @@ impl Gauge {
     }
 
     pub(super) fn sub(&self, n: usize) {
-        let queued = self.queued.get().saturating_sub(n);
-        self.queued.set(queued);
-        if queued <= self.low {
+        let before = self
+            .queued
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |q| {
+                Some(q.saturating_sub(n))
+            })
+            .unwrap_or_else(|q| q);
+        if before.saturating_sub(n) <= self.low {
             self.gate
                 .send_if_modified(|open| !std::mem::replace(open, true));
         }
@@ -361,18 +367,25 @@ pub(super) async fn accept_client(scid: SubchannelId, listener: UnixListener, me
     }
 }
 
-/// Runs a subchannel's client socket: returns its write queue (dropping it half-closes the
-/// socket once everything is written) and its reader task. Reads wait on `reads`.
+/// Runs a subchannel's client socket on the connection runtime (its bytes are the bulk of a
+/// dilated wormhole's IO; the actor's arbiter also serves the control and mailbox actors):
+/// returns its write queue (dropping it half-closes the socket once everything is written) and
+/// its reader task. Reads wait on `reads`.
 pub(super) fn run_client(
     scid: SubchannelId,
     stream: UnixStream,
-    gauge: std::rc::Rc<Gauge>,
+    gauge: Arc<Gauge>,
     mut reads: watch::Receiver<bool>,
     me: Recipient<Io>,
-) -> (mpsc::UnboundedSender<Bytes>, Vec<JoinHandle<()>>) {
-    let (mut read, mut write) = stream.into_split();
+) -> io::Result<(mpsc::UnboundedSender<Bytes>, Vec<JoinHandle<()>>)> {
+    let stream = stream.into_std()?;
+    let runtime = connection_runtime()?;
+    let (mut read, mut write) = {
+        let _guard = runtime.enter();
+        UnixStream::from_std(stream)?.into_split()
+    };
     let (tx, mut rx) = mpsc::unbounded_channel::<Bytes>();
-    actix::spawn(async move {
+    runtime.spawn(async move {
         let mut healthy = true;
         while let Some(data) = rx.recv().await {
             if healthy {
@@ -385,7 +398,7 @@ pub(super) fn run_client(
         }
         let _ = write.shutdown().await;
     });
-    let reader = actix::spawn(async move {
+    let reader = runtime.spawn(async move {
         let mut buf = BytesMut::new();
         loop {
             if reads.wait_for(|open| *open).await.is_err() {
@@ -408,7 +421,7 @@ pub(super) fn run_client(
             }
         }
     });
-    (tx, vec![reader])
+    Ok((tx, vec![reader]))
 }
 
 #[cfg(test)]
@@ -429,7 +442,7 @@ mod tests {
         gauge.sub(11);
         assert!(*gate.borrow(), "40 waiting: open");
         gauge.sub(1000);
-        assert_eq!(gauge.queued.get(), 0, "never below zero");
+        assert_eq!(gauge.queued.load(Ordering::Acquire), 0, "never below zero");
         assert!(*gate.borrow());
     }
 }

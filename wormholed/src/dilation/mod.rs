@@ -36,6 +36,7 @@ mod tests;
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Instant;
 
 use actix::prelude::*;
@@ -248,7 +249,7 @@ pub(crate) struct DilationHost {
     generations: HashMap<Generation, Vec<JoinHandle<()>>>,
     subchannels: HashMap<SubchannelId, Subchannel>,
     /// Bytes queued for subchannel clients; gates TCP reads.
-    to_clients: Rc<Gauge>,
+    to_clients: Arc<Gauge>,
     /// Open while the machine accepts writes; gates client reads.
     client_reads: Rc<watch::Sender<bool>>,
     dilated: bool,
@@ -287,7 +288,7 @@ impl DilationHost {
             openers: HashMap::new(),
             generations: HashMap::new(),
             subchannels: HashMap::new(),
-            to_clients: Rc::new(Gauge::new(CLIENT_HIGH_WATER, CLIENT_LOW_WATER)),
+            to_clients: Arc::new(Gauge::new(CLIENT_HIGH_WATER, CLIENT_LOW_WATER)),
             client_reads: Rc::new(watch::channel(true).0),
             dilated: false,
             closing: false,
@@ -908,13 +909,30 @@ impl Handler<Io> for DilationHost {
                 if let Some(path) = sub.path.take() {
                     remove_socket(&path);
                 }
-                let (tx, tasks) = io::run_client(
+                let client = io::run_client(
                     scid,
                     stream,
-                    Rc::clone(&self.to_clients),
+                    Arc::clone(&self.to_clients),
                     self.client_reads.subscribe(),
                     me,
                 );
+                let (tx, tasks) = match client {
+                    Ok(client) => client,
+                    Err(e) => {
+                        tracing::warn!(wormhole = self.id, scid, error = %e, "subchannel client");
+                        if let Some(sub) = self.subchannels.remove(&scid) {
+                            drop_subchannel(sub, &self.to_clients);
+                        }
+                        if let Err(e) = self.machine.close(scid) {
+                            tracing::debug!(scid, error = %e, "subchannel close");
+                        }
+                        self.flush(ctx);
+                        return;
+                    }
+                };
+                let Some(sub) = self.subchannels.get_mut(&scid) else {
+                    return;
+                };
                 for data in sub.backlog.drain(..) {
                     let _ = tx.send(data);
                 }
