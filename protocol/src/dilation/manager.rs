@@ -85,6 +85,8 @@ pub struct Dilation {
     outbound: Outbound,
     subchannels: Subchannels,
     keepalive: Option<Keepalive>,
+    /// The host does not read the connection now (see [`Dilation::set_reads_paused`]).
+    reads_paused: bool,
     outputs: VecDeque<Output>,
 }
 
@@ -110,6 +112,7 @@ impl Dilation {
             outbound: Outbound::new(config.outbound_budget),
             subchannels: Subchannels::new(config.expected_subprotocols.clone()),
             keepalive: None,
+            reads_paused: false,
             outputs: VecDeque::new(),
             config,
         }
@@ -284,6 +287,13 @@ impl Dilation {
     #[must_use]
     pub fn writes_paused(&self) -> bool {
         self.outbound.is_paused()
+    }
+
+    /// Tells the Leader's keepalive whether the host has stopped reading the connection (its
+    /// application reads slowly): a PONG cannot arrive then, so a keepalive interval that ends
+    /// while reads are paused is not counted as missed.
+    pub fn set_reads_paused(&mut self, paused: bool) {
+        self.reads_paused = paused;
     }
 
     fn check_running(&self) -> Result<(), SubchannelError> {
@@ -526,7 +536,7 @@ impl Dilation {
             self.keepalive = Some(keepalive);
             return;
         }
-        if keepalive.pong_seen {
+        if keepalive.pong_seen || self.reads_paused {
             keepalive.missed = 0;
         } else {
             keepalive.missed += 1;

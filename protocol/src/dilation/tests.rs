@@ -658,6 +658,38 @@ fn flow_control_pauses_and_resumes() {
     assert_eq!(net.data[f][&scid], stream);
 }
 
+/// While the Leader's host does not read the connection (its app is slow), the PONGs it
+/// cannot read are not missed: however many intervals pass, the connection stays; once reads
+/// resume and the peer is really silent, the Leader drops it after two intervals as usual.
+#[test]
+fn intervals_with_reads_paused_are_not_missed() {
+    let mut net = Net::connected();
+    let l = net.leader();
+    let interval = DEFAULT_PING_INTERVAL;
+    net.links[0].hold = [true, true];
+    net.peers[l].set_reads_paused(true);
+    for _ in 0..5 {
+        net.now += interval;
+        let now = net.now;
+        net.peers[l].handle(now, Input::Timeout);
+        net.pump();
+    }
+    assert_eq!(net.count(l, |e| *e == Event::Disconnected), 0);
+    net.peers[l].set_reads_paused(false);
+    for round in 0..2 {
+        assert_eq!(
+            net.count(l, |e| *e == Event::Disconnected),
+            0,
+            "round {round}"
+        );
+        net.now += interval;
+        let now = net.now;
+        net.peers[l].handle(now, Input::Timeout);
+        net.pump();
+    }
+    assert_eq!(net.count(l, |e| *e == Event::Disconnected), 1);
+}
+
 /// Two intervals without a PONG: the Leader drops the connection and reconnects.
 #[test]
 fn missed_pongs_reconnect() {

@@ -73,6 +73,11 @@ impl Gauge {
         self.gate.subscribe()
     }
 
+    /// Whether the gate is open now (TCP reads go on).
+    pub(super) fn is_open(&self) -> bool {
+        *self.gate.borrow()
+    }
+
     pub(super) fn add(&self, n: usize) {
         let queued = self.queued.fetch_add(n, Ordering::AcqRel) + n;
         if queued > self.high {

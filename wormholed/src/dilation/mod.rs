@@ -325,6 +325,10 @@ impl DilationHost {
                 let delay = at.saturating_duration_since(clock::now());
                 let handle = ctx.run_later(delay, |host, ctx| {
                     host.timer = None;
+                    // A keepalive interval in which a slow app kept us from reading PONGs is
+                    // not the peer's fault.
+                    let paused = !host.to_clients.is_open();
+                    host.machine.set_reads_paused(paused);
                     host.feed(DilationInput::Timeout, ctx);
                 });
                 self.timer = Some((at, handle));

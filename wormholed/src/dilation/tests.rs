@@ -742,3 +742,80 @@ fn close_tears_down_then_finishes_when_the_mailbox_closes() {
         assert!(h.halted.get());
     });
 }
+
+/// A slow app is not a silent peer: the peer opens a subchannel we listen for and sends more
+/// than [`CLIENT_HIGH_WATER`] that no client reads, so the host stops reading the connection
+/// (and cannot read PONGs). The peer answers no PING either; yet the Leader keeps the connection
+/// and goes on PINGing interval after interval (each interval ends with reads paused), with no
+/// `disconnected` and no L1 message.
+#[test]
+fn keepalive_does_not_blame_the_peer_while_a_slow_app_pauses_reads() {
+    run(|| async {
+        let (h, peer, _) = dilated().await;
+        h.host.do_send(DilateCommand::Listen {
+            client: h.owner.clone(),
+            id: 1,
+            subprotocol: "bulk".into(),
+        });
+        assert_eq!(h.response(1).await, Outcome::Ok(ResponseBody::Done {}));
+
+        // The Follower (the test) opens subchannel 2 and sends 1.5 MiB nobody reads.
+        const RECORDS: u32 = 24;
+        let mut records = vec![Record::Open {
+            scid: 2,
+            seqnum: 0,
+            subprotocol: "bulk".into(),
+        }];
+        records.extend((1..=RECORDS).map(|seqnum| Record::Data {
+            scid: 2,
+            seqnum,
+            data: Bytes::from(vec![0x5a; 65_000]),
+        }));
+        assert!(u64::from(RECORDS) * 65_000 > CLIENT_HIGH_WATER as u64);
+        peer.run(move |p| p.send(&records)).await;
+        // The host ACKs each record it reads and then queues its bytes for the subchannel's
+        // client (which never connects), in the same handler: once the ACK of the first record
+        // that takes the queue past the mark arrives, its reads are paused.
+        let over = u32::try_from(CLIENT_HIGH_WATER / 65_000 + 1).expect("small");
+        let acked = peer
+            .run(move |p| loop {
+                match p.next() {
+                    Some(Record::Ack { seqnum }) if seqnum >= over => return true,
+                    Some(_) => {}
+                    None => return false,
+                }
+            })
+            .await;
+        assert!(acked, "the host ACKs every record it reads");
+        wait_until("subchannel-opened", || {
+            h.events()
+                .iter()
+                .any(|e| matches!(e, EventKind::SubchannelOpened { subchannel: 2, .. }))
+        })
+        .await;
+
+        // Three intervals without a PONG (the first PING too is unanswered): a PING each time.
+        // (ACKs of the records read before the pause may still come first.)
+        for interval in 0..3 {
+            tokio::time::advance(PING).await;
+            let record = peer
+                .run(|p| loop {
+                    match p.next() {
+                        Some(Record::Ack { .. }) => {}
+                        other => return other,
+                    }
+                })
+                .await;
+            assert!(
+                matches!(record, Some(Record::Ping(_))),
+                "interval {interval}: {record:?}"
+            );
+        }
+        assert!(
+            !h.events().contains(&EventKind::Disconnected {}),
+            "{:?}",
+            h.events()
+        );
+        assert_eq!(h.sent().len(), 2, "only please and connection-hints");
+    });
+}
