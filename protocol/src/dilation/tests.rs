@@ -336,6 +336,16 @@ impl Net {
         }
     }
 
+    /// One keepalive interval passes for peer `i`: its timer is due exactly then; it fires,
+    /// and the network runs until quiet.
+    fn keepalive_interval(&mut self, i: usize) {
+        self.now += DEFAULT_PING_INTERVAL;
+        assert_eq!(self.peers[i].poll_timeout(), Some(self.now));
+        let now = self.now;
+        self.peers[i].handle(now, Input::Timeout);
+        self.pump();
+    }
+
     fn write_all(&mut self, i: usize, scid: SubchannelId, data: &[u8]) {
         let n = self.peers[i]
             .write(scid, &bytes::Bytes::copy_from_slice(data))
@@ -665,14 +675,10 @@ fn flow_control_pauses_and_resumes() {
 fn intervals_with_reads_paused_are_not_missed() {
     let mut net = Net::connected();
     let l = net.leader();
-    let interval = DEFAULT_PING_INTERVAL;
     net.links[0].hold = [true, true];
     net.peers[l].set_reads_paused(true);
     for _ in 0..5 {
-        net.now += interval;
-        let now = net.now;
-        net.peers[l].handle(now, Input::Timeout);
-        net.pump();
+        net.keepalive_interval(l);
     }
     assert_eq!(net.count(l, |e| *e == Event::Disconnected), 0);
     net.peers[l].set_reads_paused(false);
@@ -682,10 +688,7 @@ fn intervals_with_reads_paused_are_not_missed() {
             0,
             "round {round}"
         );
-        net.now += interval;
-        let now = net.now;
-        net.peers[l].handle(now, Input::Timeout);
-        net.pump();
+        net.keepalive_interval(l);
     }
     assert_eq!(net.count(l, |e| *e == Event::Disconnected), 1);
 }
@@ -695,14 +698,9 @@ fn intervals_with_reads_paused_are_not_missed() {
 fn missed_pongs_reconnect() {
     let mut net = Net::connected();
     let l = net.leader();
-    let interval = DEFAULT_PING_INTERVAL;
     // A healthy interval: PONGs arrive, no reconnection.
     for _ in 0..3 {
-        net.now += interval;
-        assert_eq!(net.peers[l].poll_timeout(), Some(net.now));
-        let now = net.now;
-        net.peers[l].handle(now, Input::Timeout);
-        net.pump();
+        net.keepalive_interval(l);
     }
     assert_eq!(net.count(l, |e| *e == Event::Disconnected), 0);
     // A black hole: nothing arrives either way. The PING of the last healthy interval was
@@ -714,10 +712,7 @@ fn missed_pongs_reconnect() {
             0,
             "round {round}"
         );
-        net.now += interval;
-        let now = net.now;
-        net.peers[l].handle(now, Input::Timeout);
-        net.pump();
+        net.keepalive_interval(l);
     }
     assert_eq!(net.count(l, |e| *e == Event::Disconnected), 1);
     assert!(net.events[l].contains(&Event::Connected { generation: 2 }));
