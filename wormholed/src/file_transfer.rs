@@ -626,6 +626,33 @@ fn current_umask() -> u32 {
         .unwrap_or(0o022)
 }
 
+/// The first name that two central directory headers of the zip share, walking the headers from
+/// `directory_start` to the end of the directory; `None` when every name is unique.
+fn repeated_entry_name(
+    zip: &mut (impl Read + io::Seek),
+    directory_start: u64,
+) -> io::Result<Option<String>> {
+    zip.seek(io::SeekFrom::Start(directory_start))?;
+    let mut names = std::collections::HashSet::new();
+    let mut fixed = [0u8; layout::CENTRAL_HEADER_LEN];
+    loop {
+        match zip.read_exact(&mut fixed) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+            Err(e) => return Err(e),
+        }
+        let Some((name_len, rest_len)) = layout::central_header_lengths(&fixed) else {
+            return Ok(None);
+        };
+        let mut name = vec![0u8; name_len];
+        zip.read_exact(&mut name)?;
+        zip.seek(io::SeekFrom::Current(rest_len as i64))?;
+        if !names.insert(name.clone()) {
+            return Ok(Some(String::from_utf8_lossy(&name).into_owned()));
+        }
+    }
+}
+
 /// Checks every entry of the received zip, unpacks it into a temporary folder beside the
 /// destination, applies the modes, and renames the folder into place.
 fn unpack_directory(
@@ -638,6 +665,18 @@ fn unpack_directory(
         .reopen()
         .map_err(|e| DataError::io("opening the received zipfile", &e))?;
     let mut archive = zip::ZipArchive::new(BufReader::new(file)).map_err(zip_err)?;
+    // The zip crate keeps one entry per name: a second `dup.txt` would vanish unseen.
+    let repeated = part
+        .reopen()
+        .and_then(|file| {
+            repeated_entry_name(&mut BufReader::new(file), archive.central_directory_start())
+        })
+        .map_err(|e| DataError::io("reading the received zipfile", &e))?;
+    if let Some(name) = repeated {
+        return Err(DataError::transfer(
+            layout::LayoutError::Duplicate(name).to_string(),
+        ));
+    }
     // Every entry is checked before anything is written.
     let mut entries = Vec::with_capacity(archive.len().min(1 << 16));
     let mut seen = std::collections::HashSet::new();
@@ -664,6 +703,8 @@ fn unpack_directory(
         .map_err(|e| DataError::io("creating the temporary folder", &e))?;
     let mut budget = numbytes;
     let mut dir_modes = Vec::new();
+    // Modes as the sender's files had them, cut by our umask as any file we create.
+    let umask = current_umask();
     for (index, checked) in &entries {
         let target = checked
             .components
@@ -672,7 +713,7 @@ fn unpack_directory(
         if checked.is_dir {
             fs::create_dir_all(&target).map_err(|e| DataError::io("creating a folder", &e))?;
             if let Some(mode) = checked.mode {
-                dir_modes.push((target, mode));
+                dir_modes.push((target, mode & !umask));
             }
             continue;
         }
@@ -694,7 +735,7 @@ fn unpack_directory(
         }
         budget -= copied;
         if let Some(mode) = checked.mode {
-            fs::set_permissions(&target, fs::Permissions::from_mode(mode))
+            fs::set_permissions(&target, fs::Permissions::from_mode(mode & !umask))
                 .map_err(|e| DataError::io("setting a file mode", &e))?;
         }
     }
@@ -704,11 +745,8 @@ fn unpack_directory(
         fs::set_permissions(&path, fs::Permissions::from_mode(mode))
             .map_err(|e| DataError::io("setting a folder mode", &e))?;
     }
-    fs::set_permissions(
-        staging.path(),
-        fs::Permissions::from_mode(0o777 & !current_umask()),
-    )
-    .map_err(|e| DataError::io("setting the folder mode", &e))?;
+    fs::set_permissions(staging.path(), fs::Permissions::from_mode(0o777 & !umask))
+        .map_err(|e| DataError::io("setting the folder mode", &e))?;
     if destination.replace && destination.path.is_file() {
         fs::remove_file(&destination.path)
             .map_err(|e| DataError::io("removing the file to overwrite", &e))?;
@@ -854,6 +892,8 @@ mod tests {
             &[("link", 0o120_777, Some(b"/etc/passwd"))],
             &[("a", 0o644, Some(b"1")), ("a/b", 0o644, Some(b"2"))],
             &[("big", 0o644, Some(b"more than announced"))],
+            // Two names that become one once their control characters are rewritten.
+            &[("a\x1b", 0o644, Some(b"1")), ("a\n", 0o644, Some(b"2"))],
         ];
         for entries in cases {
             let dir = folder();
@@ -872,6 +912,76 @@ mod tests {
             );
             assert_eq!(fs::read_dir(dir.path()).expect("list").count(), 1);
         }
+    }
+
+    #[test]
+    fn unpacked_modes_lose_setuid_setgid_sticky_and_what_the_umask_clears() {
+        let dir = folder();
+        let destination = Destination {
+            path: dir.path().join("got"),
+            replace: false,
+        };
+        let zip = zip_of(&[
+            ("suid.sh", 0o4755, Some(b"#!")),
+            ("sgid-ww.sh", 0o6777, Some(b"#!")),
+            ("ww", 0o666, Some(b"w")),
+            ("sticky/", 0o1777, None),
+        ]);
+        if let Err(e) = unpack_directory(zip, &destination, 5) {
+            panic!("{}", e.message);
+        }
+        let umask = current_umask();
+        let mode = |p: &str| {
+            fs::metadata(dir.path().join("got").join(p))
+                .expect("exists")
+                .permissions()
+                .mode()
+                & 0o7777
+        };
+        assert_eq!(mode("suid.sh"), 0o755 & !umask);
+        assert_eq!(mode("sgid-ww.sh"), 0o777 & !umask);
+        assert_eq!(mode("ww"), 0o666 & !umask);
+        assert_eq!(mode("sticky"), 0o777 & !umask);
+    }
+
+    #[test]
+    fn a_zip_with_two_entries_of_one_name_is_refused_whole() {
+        let dir = folder();
+        let inner = dir.path().join("inner");
+        fs::create_dir(&inner).expect("mkdir");
+        let destination = Destination {
+            path: inner.join("got"),
+            replace: false,
+        };
+        // The zip writer refuses a second name, so the second entry is renamed in the bytes:
+        // its name appears twice (local header, central header), its CRC covers only the data.
+        let zip = zip_of(&[
+            ("dup.txt", 0o644, Some(b"six b\n")),
+            ("dux.txt", 0o644, Some(b"seven b")),
+        ]);
+        let mut bytes = fs::read(zip.path()).expect("read");
+        let renamed = bytes
+            .windows(7)
+            .enumerate()
+            .filter(|(_, w)| *w == b"dux.txt")
+            .map(|(at, _)| at)
+            .collect::<Vec<_>>();
+        assert_eq!(renamed.len(), 2);
+        for at in renamed {
+            bytes[at..at + 7].copy_from_slice(b"dup.txt");
+        }
+        fs::write(zip.path(), &bytes).expect("write");
+        let archive = zip::ZipArchive::new(File::open(zip.path()).expect("open")).expect("zip");
+        assert_eq!(archive.len(), 1, "the zip crate shows only one of the two");
+        let Err(refused) = unpack_directory(zip, &destination, 13) else {
+            panic!("a zip with a repeated name must be refused");
+        };
+        assert!(
+            refused.message.contains("\"dup.txt\" appears twice"),
+            "{}",
+            refused.message
+        );
+        assert_eq!(fs::read_dir(&inner).expect("list").count(), 0);
     }
 
     #[test]

@@ -483,7 +483,7 @@ impl FileReceiver {
             }
             Offer::File(file) => match safe_basename(&file.filename) {
                 Ok(name) => IncomingOffer::File {
-                    name: name.to_owned(),
+                    name,
                     size: file.filesize,
                 },
                 Err(e) => return self.refuse(TRANSFER_REJECTED, TransferError::Layout(e)),
@@ -495,7 +495,7 @@ impl FileReceiver {
                 debug_assert!(DIRECTORY_MODE_ZIPFILE_DEFLATED.starts_with("zipfile"));
                 match safe_basename(&directory.dirname) {
                     Ok(name) => IncomingOffer::Directory {
-                        name: name.to_owned(),
+                        name,
                         zipsize: directory.zipsize,
                         numbytes: directory.numbytes,
                         numfiles: directory.numfiles,

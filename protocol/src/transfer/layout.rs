@@ -17,6 +17,9 @@ const S_IFLNK: u32 = 0o120_000;
 const S_IFDIR: u32 = 0o040_000;
 /// The MS-DOS directory attribute, set beside the Unix mode of a directory entry.
 const MSDOS_DIRECTORY: u32 = 0x10;
+/// The permission bits a received entry may keep: read, write and execute, never the setuid,
+/// setgid or sticky bits.
+const PERMISSION_BITS: u32 = 0o777;
 /// The longest entry name we accept, in bytes.
 const MAX_ENTRY_NAME: usize = 4096;
 
@@ -46,12 +49,22 @@ pub enum LayoutError {
 
 /// The last component of an offered name, as Python's `os.path.basename`, refusing names that
 /// leave nothing usable. A hostile `../../.ssh/authorized_keys` becomes `authorized_keys`.
-pub fn safe_basename(name: &str) -> Result<&str, LayoutError> {
+/// Control characters (C0, DEL, C1: an escape sequence, a newline) are rewritten to `_`
+/// ([`printable_name`]), so that no received name can drive a terminal that lists it.
+pub fn safe_basename(name: &str) -> Result<String, LayoutError> {
     let base = name.rsplit('/').next().unwrap_or(name);
     if base.is_empty() || base == "." || base == ".." || base.contains('\0') {
         return Err(LayoutError::BadName(name.to_owned()));
     }
-    Ok(base)
+    Ok(printable_name(base))
+}
+
+/// `name` with every control character (C0, DEL, C1) replaced by `_`: how a received name
+/// with an escape sequence or a newline in it is written to disk.
+pub fn printable_name(name: &str) -> String {
+    name.chars()
+        .map(|c| if c.is_control() { '_' } else { c })
+        .collect()
 }
 
 /// A checked zip entry: where it goes under the target folder, and what it is.
@@ -62,13 +75,15 @@ pub struct EntryPath {
     pub components: Vec<String>,
     /// Whether the entry is a folder (its name ends in `/`, or its mode says so).
     pub is_dir: bool,
-    /// Permission bits to apply (`0o7777` at most), when the entry carries Unix mode bits.
+    /// Permission bits to apply (`0o777` at most: never setuid, setgid or sticky; the host
+    /// also clears what its umask clears), when the entry carries Unix mode bits.
     pub mode: Option<u32>,
 }
 
 /// Checks one zip entry (`name` as stored, `external_attr` as stored): refuses absolute names,
 /// `..` components, backslashes, NUL bytes and symbolic links. `.` and empty components (`a//b`)
-/// are dropped.
+/// are dropped; control characters in a component become `_` ([`printable_name`]), so two
+/// entries can become one path: the host refuses the folder then ([`LayoutError::Duplicate`]).
 pub fn check_entry(name: &str, external_attr: u32) -> Result<EntryPath, LayoutError> {
     if name.is_empty() || name.len() > MAX_ENTRY_NAME || name.contains(['\0', '\\']) {
         return Err(LayoutError::BadEntryName(name.to_owned()));
@@ -89,18 +104,35 @@ pub fn check_entry(name: &str, external_attr: u32) -> Result<EntryPath, LayoutEr
         match part {
             "" | "." => {}
             ".." => return Err(LayoutError::Escapes(name.to_owned())),
-            _ => components.push(part.to_owned()),
+            _ => components.push(printable_name(part)),
         }
     }
     let is_dir = name.ends_with('/')
         || unix & S_IFMT == S_IFDIR
         || (unix == 0 && external_attr & MSDOS_DIRECTORY != 0);
-    let mode = (unix != 0).then_some(unix & 0o7777);
+    let mode = (unix != 0).then_some(unix & PERMISSION_BITS);
     Ok(EntryPath {
         components,
         is_dir,
         mode,
     })
+}
+
+/// The fixed part of a zip central directory header, before its name, extra field and comment.
+pub const CENTRAL_HEADER_LEN: usize = 46;
+/// The signature a central directory header starts with.
+const CENTRAL_HEADER_SIGNATURE: &[u8; 4] = b"PK\x01\x02";
+
+/// The lengths of what follows the fixed part of a central directory header `fixed`: its name,
+/// then its extra field and comment together. `None` when `fixed` is not a central directory
+/// header (the end of the directory). A reader that keeps one entry per name (the `zip` crate)
+/// hides a second entry of the same name; walking the headers with this finds it.
+pub fn central_header_lengths(fixed: &[u8; CENTRAL_HEADER_LEN]) -> Option<(usize, usize)> {
+    if &fixed[..4] != CENTRAL_HEADER_SIGNATURE {
+        return None;
+    }
+    let u16_at = |at: usize| usize::from(u16::from_le_bytes([fixed[at], fixed[at + 1]]));
+    Some((u16_at(28), u16_at(30) + u16_at(32)))
 }
 
 /// The `external_attr` of an entry written from a file of Unix mode `st_mode`:
@@ -180,13 +212,15 @@ mod tests {
 
     #[test]
     fn basenames() {
-        assert_eq!(safe_basename("report.pdf"), Ok("report.pdf"));
+        let ok = |name: &str| safe_basename(name).expect("a usable name");
+        assert_eq!(ok("report.pdf"), "report.pdf");
+        assert_eq!(ok("../../.ssh/authorized_keys"), "authorized_keys");
+        assert_eq!(ok("/etc/passwd"), "passwd");
+        assert_eq!(ok("r\u{e9}sum\u{e9}"), "r\u{e9}sum\u{e9}");
         assert_eq!(
-            safe_basename("../../.ssh/authorized_keys"),
-            Ok("authorized_keys")
+            ok("\x1b]0;PWNED\x07\x1b[2Jx\ny\u{9b}z\x7f"),
+            "_]0;PWNED__[2Jx_y_z_"
         );
-        assert_eq!(safe_basename("/etc/passwd"), Ok("passwd"));
-        assert_eq!(safe_basename("r\u{e9}sum\u{e9}"), Ok("r\u{e9}sum\u{e9}"));
         for bad in ["", ".", "..", "a/", "a/..", "x\0y", "/"] {
             assert!(safe_basename(bad).is_err(), "{bad:?}");
         }
@@ -198,6 +232,16 @@ mod tests {
         assert_eq!(file.components, ["a", "b", "c.txt"]);
         assert!(!file.is_dir);
         assert_eq!(file.mode, Some(0o755));
+        for (mode, kept) in [(0o104_755, 0o755), (0o102_777, 0o777), (0o041_777, 0o777)] {
+            let entry = check_entry("x", external_attr(mode, false)).expect("ok");
+            assert_eq!(
+                entry.mode,
+                Some(kept),
+                "{mode:o}: no setuid, setgid or sticky bit"
+            );
+        }
+        let renamed = check_entry("a\x1b[2J/b\nc", 0).expect("ok");
+        assert_eq!(renamed.components, ["a_[2J", "b_c"]);
         let dir = check_entry("empty/", external_attr(0o040_700, true)).expect("ok");
         assert!(dir.is_dir);
         assert_eq!(dir.mode, Some(0o700));
@@ -248,6 +292,23 @@ mod tests {
                 numfiles: 2,
                 numbytes: 10
             }
+        );
+    }
+
+    #[test]
+    fn central_headers() {
+        let mut fixed = [0u8; CENTRAL_HEADER_LEN];
+        assert_eq!(central_header_lengths(&fixed), None);
+        fixed[..4].copy_from_slice(b"PK\x01\x02");
+        fixed[28..30].copy_from_slice(&7u16.to_le_bytes());
+        fixed[30..32].copy_from_slice(&5u16.to_le_bytes());
+        fixed[32..34].copy_from_slice(&0xffffu16.to_le_bytes());
+        assert_eq!(central_header_lengths(&fixed), Some((7, 5 + 0xffff)));
+        fixed[..4].copy_from_slice(b"PK\x05\x06");
+        assert_eq!(
+            central_header_lengths(&fixed),
+            None,
+            "the end of the directory"
         );
     }
 
