@@ -13,6 +13,7 @@
 //! | `transit.relay`           | `tcp:transit.magic-wormhole.io:4001`         | `WORMHOLE_TRANSIT_HELPER`  |
 //! | `transit.hint_addresses`  | `[]` (every local address)                   | `WORMHOLED_HINT_ADDRESSES` |
 //! | `transit.listen`          | `true`                                       | –                          |
+//! | `transit.idle_timeout`    | `300` (seconds)                              | `WORMHOLED_IDLE_TIMEOUT`   |
 //! | `daemon.socket`           | `$XDG_RUNTIME_DIR/wormholed/control.sock`    | `WORMHOLED_SOCKET`         |
 //!
 //! An empty environment variable counts as unset. Unknown keys and bad values are errors that name
@@ -43,6 +44,8 @@ pub const ENV_CODE_LENGTH: &str = "WORMHOLE_CODE_LENGTH";
 pub const ENV_TRANSIT_HELPER: &str = "WORMHOLE_TRANSIT_HELPER";
 /// Environment override of `transit.hint_addresses`, comma-separated.
 pub const ENV_HINT_ADDRESSES: &str = "WORMHOLED_HINT_ADDRESSES";
+/// Environment override of `transit.idle_timeout`, in seconds.
+pub const ENV_IDLE_TIMEOUT: &str = "WORMHOLED_IDLE_TIMEOUT";
 /// Environment override of `daemon.socket`.
 pub const ENV_SOCKET: &str = "WORMHOLED_SOCKET";
 
@@ -54,6 +57,9 @@ pub const DEFAULT_APPID: &str = "lothar.com/wormhole/text-or-file-xfer";
 pub const DEFAULT_CODE_LENGTH: usize = 2;
 /// Default `transit.relay`: the public transit relay.
 pub const DEFAULT_TRANSIT_RELAY: &str = "tcp:transit.magic-wormhole.io:4001";
+
+/// Default `transit.idle_timeout`: five minutes without a byte moving either way.
+pub const DEFAULT_IDLE_TIMEOUT_SECS: u64 = 300;
 
 /// The application name used for the XDG directories.
 const APP: &str = "wormholed";
@@ -138,6 +144,10 @@ pub struct TransitConfig {
     /// `listen`: whether to listen for direct connections (`false` is the Python CLI's
     /// `--no-listen`). Default `true`.
     pub listen: Setting<bool>,
+    /// `idle_timeout`: seconds a file transfer may go without a byte moving in either
+    /// direction before it fails (a stalled or vanished peer), at least 1.
+    /// Default [`DEFAULT_IDLE_TIMEOUT_SECS`]; env `WORMHOLED_IDLE_TIMEOUT`.
+    pub idle_timeout: Setting<u64>,
 }
 
 /// `[daemon]`.
@@ -252,6 +262,7 @@ impl Config {
                 relay: Setting::default(DEFAULT_TRANSIT_RELAY.to_owned()),
                 hint_addresses: Setting::default(Vec::new()),
                 listen: Setting::default(true),
+                idle_timeout: Setting::default(DEFAULT_IDLE_TIMEOUT_SECS),
             },
             daemon: DaemonConfig {
                 socket: Setting::default(default_socket()),
@@ -262,6 +273,16 @@ impl Config {
     /// `<XDG config dir>/wormholed/config.toml`, if a home directory is known.
     pub fn default_path() -> Option<PathBuf> {
         ProjectDirs::from("", "", APP).map(|dirs| dirs.config_dir().join("config.toml"))
+    }
+
+    /// The daemon's own state folder (`$XDG_STATE_HOME/wormholed`, else the local data folder),
+    /// if a home directory is known.
+    pub fn state_dir() -> Option<PathBuf> {
+        ProjectDirs::from("", "", APP).map(|dirs| {
+            dirs.state_dir()
+                .unwrap_or_else(|| dirs.data_local_dir())
+                .to_path_buf()
+        })
     }
 
     /// Every effective value as `(key, value, source)`, in file order, for `wormholectl config`.
@@ -295,6 +316,9 @@ impl Config {
                 },
             ),
             row("transit.listen", &self.transit.listen, bool::to_string),
+            row("transit.idle_timeout", &self.transit.idle_timeout, |secs| {
+                format!("{secs} s")
+            }),
             row("daemon.socket", &self.daemon.socket, |path| {
                 path.display().to_string()
             }),
@@ -356,7 +380,14 @@ impl Config {
                     self.transit.hint_addresses = file.setting(&key, value, check_addresses)?;
                 }
                 "listen" => self.transit.listen = file.setting(&key, value, |_: &bool| Ok(()))?,
-                _ => return Err(file.unknown(key, &["relay", "hint_addresses", "listen"])),
+                "idle_timeout" => {
+                    self.transit.idle_timeout = file.setting(&key, value, check_idle_timeout)?;
+                }
+                _ => {
+                    return Err(
+                        file.unknown(key, &["relay", "hint_addresses", "listen", "idle_timeout"])
+                    )
+                }
             }
         }
         Ok(())
@@ -425,6 +456,18 @@ impl Config {
                     .collect())
             },
             check_addresses,
+        )?;
+        override_from(
+            env,
+            ENV_IDLE_TIMEOUT,
+            &mut self.transit.idle_timeout,
+            |value| {
+                value
+                    .trim()
+                    .parse::<u64>()
+                    .map_err(|_| "must be a whole number of seconds, at least 1".to_owned())
+            },
+            check_idle_timeout,
         )?;
         override_from(
             env,
@@ -559,6 +602,13 @@ fn check_addresses(addresses: &[String]) -> Result<(), String> {
     }
 }
 
+fn check_idle_timeout(secs: &u64) -> Result<(), String> {
+    if *secs == 0 {
+        return Err("must be at least 1 second".to_owned());
+    }
+    Ok(())
+}
+
 fn check_socket(path: &Path) -> Result<(), String> {
     if !path.is_absolute() {
         return Err(format!("{} is not an absolute path", path.display()));
@@ -671,7 +721,7 @@ mod tests {
             .collect();
         assert_eq!(
             uncommented.lines().filter(|l| is_key(l)).count(),
-            7,
+            8,
             "{uncommented}"
         );
         let cfg = load(&uncommented, &no_env).expect("example loads");
@@ -688,6 +738,10 @@ mod tests {
             defaults.transit.hint_addresses.value
         );
         assert_eq!(cfg.transit.listen.value, defaults.transit.listen.value);
+        assert_eq!(
+            cfg.transit.idle_timeout.value,
+            defaults.transit.idle_timeout.value
+        );
         assert!(
             matches!(cfg.transit.listen.source, Source::File(_)),
             "{uncommented}"
@@ -951,6 +1005,7 @@ mod tests {
                 "transit.relay",
                 "transit.hint_addresses",
                 "transit.listen",
+                "transit.idle_timeout",
                 "daemon.socket"
             ]
         );
@@ -974,5 +1029,24 @@ mod tests {
         );
         let from_file = format!("file {}", file.path().display());
         assert_eq!(row("transit.listen"), Some(("false", from_file.as_str())));
+        assert_eq!(row("transit.idle_timeout"), Some(("300 s", "default")));
+    }
+
+    #[test]
+    fn idle_timeout_from_file_and_env() {
+        let file = file_with("[transit]\nidle_timeout = 7\n");
+        let cfg = Config::load_from(Some(file.path()), &no_env).expect("loads");
+        assert_eq!(cfg.transit.idle_timeout.value, 7);
+        let env = env_of(&[(ENV_IDLE_TIMEOUT, "2")]);
+        let cfg = Config::load_from(Some(file.path()), &env).expect("loads");
+        assert_eq!(cfg.transit.idle_timeout.value, 2);
+        for bad in ["0", "-1", "soon"] {
+            let env = env_of(&[(ENV_IDLE_TIMEOUT, bad)]);
+            let err = Config::load_from(None, &env).expect_err(bad).to_string();
+            assert!(err.contains(ENV_IDLE_TIMEOUT), "{err}");
+        }
+        let file = file_with("[transit]\nidle_timeout = 0\n");
+        let err = Config::load_from(Some(file.path()), &no_env).expect_err("0");
+        assert!(err.to_string().contains("transit.idle_timeout"), "{err}");
     }
 }

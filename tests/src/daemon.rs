@@ -54,18 +54,30 @@ impl Daemon {
     /// `&[("WORMHOLE_TRANSIT_HELPER", &relay.hint())]`). [`Daemon::ctl`] gets the same ones.
     pub fn start_with_env(relay_url: &str, extra_env: &[(&str, &str)]) -> Self {
         let mut daemon = Self::prepare(relay_url, extra_env);
-        let mut command = hermetic(bin_path("wormholed"), daemon.dir.path(), &daemon.env);
+        daemon.launch();
+        daemon
+    }
+
+    /// Starts the daemon process and waits until it is ready.
+    fn launch(&mut self) {
+        let mut command = hermetic(bin_path("wormholed"), self.dir.path(), &self.env);
         let mut process = Process::spawn(&mut command);
         let announced =
             process.wait_for_stdout("`wormholed ready <socket path>`", START_TIMEOUT, |line| {
                 line.strip_prefix("wormholed ready ").map(PathBuf::from)
             });
         assert_eq!(
-            announced, daemon.socket,
+            announced, self.socket,
             "wormholed announced another socket than WORMHOLED_SOCKET"
         );
-        daemon.process = Some(process);
-        daemon
+        self.process = Some(process);
+    }
+
+    /// Kills the daemon ([`Daemon::stop`]: nothing of it runs on) and starts a new one with the
+    /// same folder, home and environment, as after a crash; waits until it is ready.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.launch();
     }
 
     /// The folder and environment of a daemon for `mailbox`, but no daemon: for the tests of

@@ -18,11 +18,12 @@
 
 use std::fs::{self, File};
 use std::io::{self, BufReader, Read, Write};
+use std::net::{Shutdown, TcpStream};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -36,6 +37,7 @@ use wormhole_protocol::transfer::{
 };
 use wormhole_protocol::transit::record::FRAME_HEADER_LEN;
 
+use crate::part_files::{PartJournal, PartRecord, PART_PREFIX, PART_SUFFIX};
 use crate::transit::TransitConnection;
 
 /// Plaintext bytes per Transit record we send (the reference sends 16 KiB; any size is valid).
@@ -278,10 +280,96 @@ impl Progress {
     }
 }
 
+/// Stops a transfer's data path at once. The flag is checked between records; the socket is
+/// shut down, so that a thread blocked reading from or writing to a peer that stalled wakes.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Cancel(Arc<CancelState>);
+
+#[derive(Debug, Default)]
+struct CancelState {
+    cancelled: AtomicBool,
+    /// A handle on the data path's socket while it runs.
+    socket: Mutex<Option<TcpStream>>,
+}
+
+impl Cancel {
+    /// Stops the data path (now, or as soon as it starts).
+    pub(crate) fn cancel(&self) {
+        self.0.cancelled.store(true, Ordering::Relaxed);
+        if let Some(socket) = self.socket().take() {
+            let _ = socket.shutdown(Shutdown::Both);
+        }
+    }
+
+    fn is_cancelled(&self) -> bool {
+        self.0.cancelled.load(Ordering::Relaxed)
+    }
+
+    fn socket(&self) -> std::sync::MutexGuard<'_, Option<TcpStream>> {
+        self.0.socket.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Watches the data path's socket until [`Cancel::release`].
+    fn watch(&self, socket: TcpStream) {
+        let mut held = self.socket();
+        if self.is_cancelled() {
+            let _ = socket.shutdown(Shutdown::Both);
+        } else {
+            *held = Some(socket);
+        }
+    }
+
+    /// The data path has ended: its socket handle is closed.
+    fn release(&self) {
+        self.socket().take();
+    }
+}
+
+/// Runs one direction's data path over `connection` on this worker thread: the socket gets the
+/// idle timeout both ways and is watched by `cancel`; the outcome is reported to `to` once every
+/// descriptor, temporary file and helper thread of the transfer is gone.
+fn run_data_path(
+    connection: TransitConnection,
+    idle: Duration,
+    cancel: &Cancel,
+    to: &Recipient<DataNews>,
+    data_path: impl FnOnce(TransitConnection) -> Result<DataEvent, DataError>,
+) {
+    let watched = connection.socket().try_clone().and_then(|socket| {
+        socket.set_read_timeout(Some(idle))?;
+        socket.set_write_timeout(Some(idle))?;
+        Ok(socket)
+    });
+    let result = match watched {
+        Ok(socket) => {
+            cancel.watch(socket);
+            data_path(connection)
+        }
+        Err(e) => Err(DataError::io("transit", &e)),
+    };
+    cancel.release();
+    let result = result.map_err(|e| {
+        if cancel.is_cancelled() {
+            DataError::transfer("cancelled")
+        } else if e.stalled {
+            DataError::transfer(format!(
+                "the peer stalled: nothing moved for {} s ({}; the limit is transit.idle_timeout)",
+                idle.as_secs(),
+                e.message
+            ))
+        } else {
+            e
+        }
+    });
+    report(to, result);
+}
+
 /// A failure of the data path.
 struct DataError {
     kind: FailureKind,
     message: String,
+    /// The socket's idle timeout ran out.
+    stalled: bool,
 }
 
 impl DataError {
@@ -289,6 +377,7 @@ impl DataError {
         Self {
             kind: FailureKind::Transfer,
             message: message.into(),
+            stalled: false,
         }
     }
 
@@ -301,6 +390,10 @@ impl DataError {
         Self {
             kind,
             message: format!("{what}: {e}"),
+            stalled: matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+            ),
         }
     }
 }
@@ -313,21 +406,32 @@ fn report(to: &Recipient<DataNews>, result: Result<DataEvent, DataError>) {
     to.do_send(DataNews(event));
 }
 
+/// How a data path runs: its idle timeout, its cancel handle, where it reports.
+pub(crate) struct DataPath {
+    /// No byte moving either way for this long fails the transfer.
+    pub(crate) idle: Duration,
+    /// Stops it.
+    pub(crate) cancel: Cancel,
+    /// Progress and the outcome.
+    pub(crate) to: Recipient<DataNews>,
+}
+
 /// Sends `source` (`total` bytes) over `connection` on worker threads, then waits for the ack.
 pub(crate) fn spawn_sender(
     connection: TransitConnection,
     source: Source,
     total: u64,
-    to: Recipient<DataNews>,
-    cancel: Arc<AtomicBool>,
+    path: DataPath,
 ) {
-    let spawned = thread::Builder::new().name("wormholed-send".into()).spawn({
-        let to = to.clone();
-        move || {
-            let result = send_data(connection, &source, total, &to, &cancel);
-            report(&to, result);
-        }
-    });
+    let to = path.to.clone();
+    let spawned = thread::Builder::new()
+        .name("wormholed-send".into())
+        .spawn(move || {
+            let DataPath { idle, cancel, to } = path;
+            run_data_path(connection, idle, &cancel, &to, |connection| {
+                send_data(connection, &source, total, &to, &cancel)
+            });
+        });
     if let Err(e) = spawned {
         report(&to, Err(DataError::io("starting a sender thread", &e)));
     }
@@ -338,7 +442,7 @@ fn send_data(
     source: &Source,
     total: u64,
     to: &Recipient<DataNews>,
-    cancel: &AtomicBool,
+    cancel: &Cancel,
 ) -> Result<DataEvent, DataError> {
     let (mut writer, mut reader) = connection
         .split()
@@ -383,7 +487,7 @@ fn send_data(
     let mut progress = Progress::new(to.clone(), total);
     let mut sent = Ok(());
     for mut frame in incoming.iter() {
-        if cancel.load(Ordering::Relaxed) {
+        if cancel.is_cancelled() {
             sent = Err(DataError::transfer("cancelled"));
             break;
         }
@@ -427,49 +531,68 @@ fn pooled(returned: &Receiver<Vec<u8>>, made: &mut usize) -> Option<Vec<u8>> {
     returned.recv().ok()
 }
 
-/// Receives `offer`'s data over `connection` into `destination` on worker threads.
+/// Receives `offer`'s data over `connection` into `destination` on worker threads; its
+/// temporary files are recorded in `journal` while they exist.
 pub(crate) fn spawn_receiver(
     connection: TransitConnection,
     offer: IncomingOffer,
     destination: Destination,
-    to: Recipient<DataNews>,
-    cancel: Arc<AtomicBool>,
+    journal: PartJournal,
+    path: DataPath,
 ) {
+    let to = path.to.clone();
     let spawned = thread::Builder::new()
         .name("wormholed-receive".into())
-        .spawn({
-            let to = to.clone();
-            move || {
-                let result = receive_data(connection, &offer, &destination, &to, &cancel);
-                report(&to, result);
-            }
+        .spawn(move || {
+            let DataPath { idle, cancel, to } = path;
+            run_data_path(connection, idle, &cancel, &to, |connection| {
+                let receiving = Receiving {
+                    offer: &offer,
+                    destination: &destination,
+                    journal: &journal,
+                };
+                receive_data(connection, &receiving, &to, &cancel)
+            });
         });
     if let Err(e) = spawned {
         report(&to, Err(DataError::io("starting a receiver thread", &e)));
     }
 }
 
+/// What a receiver receives, and where.
+struct Receiving<'a> {
+    offer: &'a IncomingOffer,
+    destination: &'a Destination,
+    journal: &'a PartJournal,
+}
+
 fn receive_data(
     connection: TransitConnection,
-    offer: &IncomingOffer,
-    destination: &Destination,
+    receiving: &Receiving<'_>,
     to: &Recipient<DataNews>,
-    cancel: &AtomicBool,
+    cancel: &Cancel,
 ) -> Result<DataEvent, DataError> {
+    let Receiving {
+        offer,
+        destination,
+        journal,
+    } = *receiving;
     let total = offer.transfer_size();
     let folder = destination
         .path
         .parent()
         .ok_or_else(|| DataError::transfer("the destination has no parent folder"))?;
     let part = tempfile::Builder::new()
-        .prefix(".wormhole-")
-        .suffix(".part")
+        .prefix(PART_PREFIX)
+        .suffix(PART_SUFFIX)
         .tempfile_in(folder)
         .map_err(|e| DataError::io("creating the temporary file", &e))?;
+    let part = Recorded::new(part, |part| journal.record(&absolute(part.path())));
     let (mut writer, mut reader) = connection
         .split()
         .map_err(|e| DataError::io("transit", &e))?;
     let out = part
+        .value
         .reopen()
         .map_err(|e| DataError::io("opening the temporary file", &e))?;
     let (chunks, incoming) = sync_channel::<Vec<u8>>(CHANNEL_DEPTH);
@@ -500,7 +623,7 @@ fn receive_data(
     // Buffers handed to the writer thread and not yet given back.
     let mut out = 0usize;
     while received < total {
-        if cancel.load(Ordering::Relaxed) {
+        if cancel.is_cancelled() {
             net = Err(DataError::transfer("cancelled"));
             break;
         }
@@ -553,16 +676,16 @@ fn receive_data(
     if received < total {
         return Err(DataError::transfer("the transfer stopped early"));
     }
-    if cancel.load(Ordering::Relaxed) {
+    if cancel.is_cancelled() {
         return Err(DataError::transfer("cancelled"));
     }
     if total == 0 {
         progress.add(0);
     }
     match offer {
-        IncomingOffer::File { .. } => place_file(part, destination)?,
+        IncomingOffer::File { .. } => place_file(part.value, destination)?,
         IncomingOffer::Directory { numbytes, .. } => {
-            unpack_directory(part, destination, *numbytes)?;
+            unpack_directory(part.value, destination, *numbytes, journal)?;
         }
     }
     writer
@@ -571,6 +694,29 @@ fn receive_data(
     Ok(DataEvent::Received {
         path: destination.path.clone(),
     })
+}
+
+/// A temporary file or folder with its journal record: on drop the temporary goes first, then
+/// the record, so that no moment leaves a temporary unrecorded. Moving `value` out (to rename
+/// it into place) keeps the record until the rest is dropped.
+struct Recorded<T> {
+    value: T,
+    _record: PartRecord,
+}
+
+impl<T> Recorded<T> {
+    fn new(value: T, record: impl FnOnce(&T) -> PartRecord) -> Self {
+        let record = record(&value);
+        Self {
+            value,
+            _record: record,
+        }
+    }
+}
+
+/// `path` made absolute against the working directory (a journal names absolute paths).
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_owned())
 }
 
 /// A buffer for a received record of `len` plaintext bytes (see [`LARGE_RECORD`]): a large
@@ -659,6 +805,7 @@ fn unpack_directory(
     part: NamedTempFile,
     destination: &Destination,
     numbytes: u64,
+    journal: &PartJournal,
 ) -> Result<(), DataError> {
     let zip_err = |e: zip::result::ZipError| DataError::transfer(format!("bad zipfile: {e}"));
     let file = part
@@ -697,10 +844,11 @@ fn unpack_directory(
         .parent()
         .ok_or_else(|| DataError::transfer("the destination has no parent folder"))?;
     let staging = tempfile::Builder::new()
-        .prefix(".wormhole-")
-        .suffix(".part")
+        .prefix(PART_PREFIX)
+        .suffix(PART_SUFFIX)
         .tempdir_in(folder)
         .map_err(|e| DataError::io("creating the temporary folder", &e))?;
+    let staging = Recorded::new(staging, |staging| journal.record(&absolute(staging.path())));
     let mut budget = numbytes;
     let mut dir_modes = Vec::new();
     // Modes as the sender's files had them, cut by our umask as any file we create.
@@ -709,7 +857,9 @@ fn unpack_directory(
         let target = checked
             .components
             .iter()
-            .fold(staging.path().to_owned(), |path, part| path.join(part));
+            .fold(staging.value.path().to_owned(), |path, part| {
+                path.join(part)
+            });
         if checked.is_dir {
             fs::create_dir_all(&target).map_err(|e| DataError::io("creating a folder", &e))?;
             if let Some(mode) = checked.mode {
@@ -745,8 +895,11 @@ fn unpack_directory(
         fs::set_permissions(&path, fs::Permissions::from_mode(mode))
             .map_err(|e| DataError::io("setting a folder mode", &e))?;
     }
-    fs::set_permissions(staging.path(), fs::Permissions::from_mode(0o777 & !umask))
-        .map_err(|e| DataError::io("setting the folder mode", &e))?;
+    fs::set_permissions(
+        staging.value.path(),
+        fs::Permissions::from_mode(0o777 & !umask),
+    )
+    .map_err(|e| DataError::io("setting the folder mode", &e))?;
     if destination.replace && destination.path.is_file() {
         fs::remove_file(&destination.path)
             .map_err(|e| DataError::io("removing the file to overwrite", &e))?;
@@ -757,7 +910,7 @@ fn unpack_directory(
             destination.path.display()
         )));
     }
-    let kept = staging.keep();
+    let kept = staging.value.keep();
     fs::rename(&kept, &destination.path).map_err(|e| {
         let _ = fs::remove_dir_all(&kept);
         DataError::io("renaming into place", &e)
@@ -775,6 +928,13 @@ mod tests {
             .prefix("file-transfer-test-")
             .tempdir()
             .expect("a temporary folder")
+    }
+
+    /// A journal in a folder of its own, outside the folders the tests list.
+    fn journal() -> (tempfile::TempDir, PartJournal) {
+        let dir = folder();
+        let journal = PartJournal::new(dir.path().join("parts"));
+        (dir, journal)
     }
 
     /// One zip entry for [`zip_of`]: name, Unix mode, content (`None`: a folder).
@@ -860,7 +1020,7 @@ mod tests {
             ("x/plain", 0o600, Some(b"p")),
             ("empty/", 0o700, None),
         ]);
-        if let Err(e) = unpack_directory(zip, &destination, 3) {
+        if let Err(e) = unpack_directory(zip, &destination, 3, &journal().1) {
             panic!("{}", e.message);
         }
         let mode = |p: &str| {
@@ -903,7 +1063,7 @@ mod tests {
                 path: inner.join("got"),
                 replace: false,
             };
-            let result = unpack_directory(zip_of(entries), &destination, 4);
+            let result = unpack_directory(zip_of(entries), &destination, 4, &journal().1);
             assert!(result.is_err(), "{entries:?} must be refused");
             assert_eq!(
                 fs::read_dir(&inner).expect("list").count(),
@@ -927,7 +1087,7 @@ mod tests {
             ("ww", 0o666, Some(b"w")),
             ("sticky/", 0o1777, None),
         ]);
-        if let Err(e) = unpack_directory(zip, &destination, 5) {
+        if let Err(e) = unpack_directory(zip, &destination, 5, &journal().1) {
             panic!("{}", e.message);
         }
         let umask = current_umask();
@@ -973,7 +1133,7 @@ mod tests {
         fs::write(zip.path(), &bytes).expect("write");
         let archive = zip::ZipArchive::new(File::open(zip.path()).expect("open")).expect("zip");
         assert_eq!(archive.len(), 1, "the zip crate shows only one of the two");
-        let Err(refused) = unpack_directory(zip, &destination, 13) else {
+        let Err(refused) = unpack_directory(zip, &destination, 13, &journal().1) else {
             panic!("a zip with a repeated name must be refused");
         };
         assert!(

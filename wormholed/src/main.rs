@@ -15,6 +15,7 @@ mod connection;
 mod dilation;
 mod file_transfer;
 mod host;
+mod part_files;
 mod registry;
 mod server;
 mod session;
@@ -23,6 +24,7 @@ mod wire;
 
 use std::io::Write;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use actix::prelude::*;
 use anyhow::Context as _;
@@ -64,10 +66,17 @@ fn main() -> anyhow::Result<()> {
             .iter()
             .filter_map(|address| address.parse().ok())
             .collect(),
+        idle_timeout: Duration::from_secs(config.transit.idle_timeout.value),
+        parts: part_files::PartJournal::new(parts_folder(&socket)),
         socket_dir: socket
             .parent()
             .map_or_else(|| PathBuf::from("."), std::path::Path::to_path_buf),
     };
+    let parts = settings.parts.clone();
+    let swept = parts.sweep();
+    if swept > 0 {
+        tracing::info!("removed {swept} temporary files of transfers an earlier wormholed left");
+    }
 
     let system = System::new();
     system.block_on(async {
@@ -90,10 +99,21 @@ fn main() -> anyhow::Result<()> {
         anyhow::Ok(())
     })?;
     system.run()?;
+    // Transfers still running end with the process: their temporary files go now.
+    parts.sweep();
     if let Err(e) = std::fs::remove_file(&socket) {
         tracing::debug!("removing {}: {e}", socket.display());
     }
     Ok(())
+}
+
+/// The journal of receivers' temporary files: `parts/` in the state folder, else beside the
+/// control socket.
+fn parts_folder(socket: &std::path::Path) -> PathBuf {
+    wormhole_config::Config::state_dir()
+        .or_else(|| socket.parent().map(std::path::Path::to_path_buf))
+        .unwrap_or_else(std::env::temp_dir)
+        .join("parts")
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -8,7 +8,7 @@
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use wormhole_protocol::control::{TransitOptions, WormholeId, WormholeOptions};
@@ -20,6 +20,7 @@ use crate::clock;
 use crate::connection::{Connect, Disconnect, MailboxConnection, SendFrame};
 use crate::dilation::{DilateCommand, DilationHost, DilationSetup};
 use crate::host::{Halt, Machine, MachineHost};
+use crate::part_files::PartJournal;
 use crate::registry::{Client, WormholeNote};
 use crate::transit::TransitConfig;
 
@@ -40,6 +41,10 @@ pub(crate) struct Settings {
     pub(crate) transit_listen: bool,
     /// Addresses advertised as direct hints (empty: every local address).
     pub(crate) hint_addresses: Vec<IpAddr>,
+    /// A file transfer fails once no byte moved either way for this long.
+    pub(crate) idle_timeout: Duration,
+    /// Where receivers record their temporary files.
+    pub(crate) parts: PartJournal,
     /// Folder of the per-subchannel Unix sockets of dilated wormholes (the control socket's).
     pub(crate) socket_dir: PathBuf,
 }
@@ -71,6 +76,8 @@ impl Settings {
             },
             listen: self.transit_listen && !options.no_listen,
             hint_addresses: self.hint_addresses.clone(),
+            idle_timeout: self.idle_timeout,
+            parts: self.parts.clone(),
         }
     }
 }

@@ -9,8 +9,6 @@
 //! then Transit connects and the data path starts.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 
 use actix::prelude::*;
 use wormhole_protocol::control::{ControlError, ErrorCode, EventKind, FailureKind, ResponseBody};
@@ -20,7 +18,7 @@ use wormhole_protocol::transfer::{
 };
 
 use super::{Transfer, WormholeApp};
-use crate::file_transfer::{self, DataEvent, DataNews, Destination, Source};
+use crate::file_transfer::{self, Cancel, DataEvent, DataNews, DataPath, Destination, Source};
 use crate::registry::Client;
 use crate::transit::{self, PendingTransit, Role, TransitConfig};
 
@@ -102,7 +100,7 @@ pub(super) struct FileState {
     offer: Option<(IncomingOffer, Destination)>,
     awaiting_accept: bool,
     received: Option<PathBuf>,
-    cancel: Arc<AtomicBool>,
+    cancel: Cancel,
 }
 
 impl FileState {
@@ -120,13 +118,13 @@ impl FileState {
             offer: None,
             awaiting_accept: false,
             received: None,
-            cancel: Arc::new(AtomicBool::new(false)),
+            cancel: Cancel::default(),
         }
     }
 
-    /// Tells the data path to stop at its next record.
+    /// Stops the data path now (its socket is shut down), or before it starts.
     pub(super) fn cancel(&self) {
-        self.cancel.store(true, Ordering::Relaxed);
+        self.cancel.cancel();
     }
 }
 
@@ -205,17 +203,21 @@ impl WormholeApp {
     }
 
     fn start_data(&mut self, connection: transit::TransitConnection, ctx: &mut Context<Self>) {
-        let to = ctx.address().recipient::<DataNews>();
-        let cancel = Arc::clone(&self.files.cancel);
+        let path = DataPath {
+            idle: self.files.transit.idle_timeout,
+            cancel: self.files.cancel.clone(),
+            to: ctx.address().recipient::<DataNews>(),
+        };
         match &mut self.transfer {
             Transfer::SendFile(side) => {
                 if let Some((source, total)) = side.source.take() {
-                    file_transfer::spawn_sender(connection, source, total, to, cancel);
+                    file_transfer::spawn_sender(connection, source, total, path);
                 }
             }
             Transfer::Receive(_) => {
                 if let Some((offer, destination)) = self.files.offer.clone() {
-                    file_transfer::spawn_receiver(connection, offer, destination, to, cancel);
+                    let journal = self.files.transit.parts.clone();
+                    file_transfer::spawn_receiver(connection, offer, destination, journal, path);
                 }
             }
             Transfer::Send(_) => {}

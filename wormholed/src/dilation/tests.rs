@@ -40,6 +40,7 @@ use wormhole_protocol::dilation::{DilationConfig, Role, DEFAULT_PING_INTERVAL};
 use wormhole_protocol::transit::hints::TransitHints;
 
 use super::*;
+use crate::part_files::PartJournal;
 
 /// The session key the mailbox would report.
 const KEY: [u8; 32] = [0x42; 32];
@@ -170,6 +171,8 @@ impl Harness {
                 relays: Vec::new(),
                 listen: true,
                 hint_addresses: vec![Ipv4Addr::LOCALHOST.into()],
+                idle_timeout: Duration::from_secs(300),
+                parts: PartJournal::new(sockets.path().join("parts")),
             },
             socket_dir: sockets.path().to_owned(),
             machine: Dilation::new(config),

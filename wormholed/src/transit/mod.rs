@@ -33,6 +33,8 @@ use wormhole_protocol::transit::Role as ProtoRole;
 
 pub(crate) use records::{RecordReader, RecordWriter};
 
+use crate::part_files::PartJournal;
+
 /// Most candidate connections in flight at once (dialled and accepted); more inbound
 /// connections are closed at once.
 const MAX_CANDIDATES: usize = 64;
@@ -56,7 +58,7 @@ impl From<Role> for ProtoRole {
 }
 
 /// How Transit may connect.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub(crate) struct TransitConfig {
     /// Relay helpers, each `tcp:HOST:PORT` (from `--transit-helper` or config).
     pub(crate) relays: Vec<String>,
@@ -64,6 +66,10 @@ pub(crate) struct TransitConfig {
     pub(crate) listen: bool,
     /// Local addresses advertised as direct hints; empty means every non-loopback address.
     pub(crate) hint_addresses: Vec<IpAddr>,
+    /// A transfer fails once no byte moved either way for this long.
+    pub(crate) idle_timeout: Duration,
+    /// Where a receiver records its temporary files.
+    pub(crate) parts: PartJournal,
 }
 
 /// Why Transit failed.
@@ -401,6 +407,11 @@ impl std::fmt::Debug for TransitConnection {
 }
 
 impl TransitConnection {
+    /// The TCP socket (for its timeouts, and to shut it down from another thread).
+    pub(crate) fn socket(&self) -> &std::net::TcpStream {
+        &self.stream
+    }
+
     /// How the winner was reached, in the reference's words: `->tcp:HOST:PORT` (we dialled a
     /// direct hint), `->relay:tcp:HOST:PORT` (through a relay), `<-tcp:ADDR` (the peer dialled us).
     /// For the file-transfer layer's messages (the reference prints `Receiving (->tcp:...)`).

@@ -16,6 +16,8 @@ fn loopback_config(listen: bool, relays: Vec<String>) -> TransitConfig {
         relays,
         listen,
         hint_addresses: vec![IpAddr::V4(Ipv4Addr::LOCALHOST)],
+        idle_timeout: Duration::from_secs(300),
+        parts: PartJournal::new(std::env::temp_dir().join("wormholed-transit-tests-parts")),
     }
 }
 

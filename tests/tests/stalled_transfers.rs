@@ -1,0 +1,275 @@
+//! Transfers whose peer stalls, and transfers that are cancelled or whose daemon is killed:
+//! each ends with a clear error, and everything it held is freed (its threads, its descriptors,
+//! its temporary file in the target folder).
+//!
+//! The stalled sender is `tests/python/stalling_sender.py` (the reference CLI sending the first
+//! bytes of its file, then nothing); the stalled receiver is the reference CLI stopped with
+//! SIGSTOP. Threads and descriptors are counted in `/proc/<daemon pid>/` before the transfer
+//! and after it has ended (the data path reports its end last, after closing what it held; the
+//! thread itself exits right after, hence the bounded wait for the count).
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tempfile::TempDir;
+use wormhole_tests::{
+    python_script, python_wormhole, run, venv_python, Daemon, MailboxServer, Process, TransitRelay,
+    TIMEOUT,
+};
+
+/// The idle timeout of the daemons of the stall tests (`WORMHOLED_IDLE_TIMEOUT`).
+const IDLE_SECS: &str = "2";
+
+/// The servers, the daemon under test and a folder.
+struct Setup {
+    server: MailboxServer,
+    relay: TransitRelay,
+    daemon: Daemon,
+    dir: TempDir,
+}
+
+impl Setup {
+    fn start(extra_env: &[(&str, &str)]) -> Self {
+        let server = MailboxServer::start();
+        let relay = TransitRelay::start();
+        let mut env = vec![("WORMHOLE_TRANSIT_HELPER", relay.hint())];
+        env.extend(extra_env.iter().map(|(k, v)| (*k, (*v).to_owned())));
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let daemon = Daemon::start_with_env(&server.url(), &env);
+        let dir = tempfile::Builder::new()
+            .prefix("stalled-")
+            .tempdir()
+            .expect("a temporary folder");
+        Self {
+            server,
+            relay,
+            daemon,
+            dir,
+        }
+    }
+
+    fn folder(&self, name: &str) -> PathBuf {
+        let path = self.dir.path().join(name);
+        fs::create_dir_all(&path).expect("create a folder");
+        path
+    }
+
+    /// The reference sender that stalls after `bytes` bytes of `file` (in `cwd`).
+    fn stalling_sender(&self, cwd: &Path, bytes: usize, file: &str) -> Process {
+        let url = self.server.url();
+        let hint = self.relay.hint();
+        let mut command = Command::new(venv_python());
+        command
+            .arg(python_script("stalling_sender.py"))
+            .args([&bytes.to_string(), "--", "--relay-url", &url])
+            .args(["--transit-helper", &hint, "send", "--hide-progress", file])
+            .current_dir(cwd)
+            .stdin(Stdio::null())
+            .env("PYTHONUNBUFFERED", "1");
+        Process::spawn(&mut command)
+    }
+
+    /// The reference receiver, accepting at once, in `cwd`.
+    fn python_receiver(&self, cwd: &Path, code: &str) -> Process {
+        let url = self.server.url();
+        let hint = self.relay.hint();
+        let mut command = python_wormhole([
+            "--relay-url",
+            &url,
+            "--transit-helper",
+            &hint,
+            "receive",
+            "--accept-file",
+            "--hide-progress",
+            code,
+        ]);
+        command.current_dir(cwd);
+        Process::spawn(&mut command)
+    }
+
+    /// `wormholectl --json` of our daemon with `args`, in `cwd`.
+    fn ours(&self, cwd: &Path, args: &[&str]) -> Process {
+        let mut command = self.daemon.ctl();
+        command.current_dir(cwd).arg("--json").args(args);
+        Process::spawn(&mut command)
+    }
+
+    /// Threads and open descriptors of the daemon.
+    fn held(&mut self) -> (usize, usize) {
+        let pid = self.daemon.process().id();
+        let count = |what: &str| {
+            fs::read_dir(format!("/proc/{pid}/{what}"))
+                .unwrap_or_else(|e| panic!("/proc/{pid}/{what}: {e}"))
+                .count()
+        };
+        (count("task"), count("fd"))
+    }
+
+    /// Waits (bounded) until the daemon holds no more threads and descriptors than `before`.
+    fn assert_freed(&mut self, before: (usize, usize)) {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            let now = self.held();
+            if now.0 <= before.0 && now.1 <= before.1 {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the daemon still holds {now:?} threads and descriptors, {before:?} before"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// The wormhole id and the `done` of the first progress event above zero on `process`'s stdout.
+fn first_progress(process: &mut Process) -> (u64, u64) {
+    process.wait_for_stdout("a progress event", TIMEOUT, |line| {
+        let event: Value = serde_json::from_str(line).ok()?;
+        let done = event["done"].as_u64()?;
+        (event["event"] == "progress" && done > 0)
+            .then(|| Some((event["wormhole"].as_u64()?, done)))?
+    })
+}
+
+/// The receiver's temporary files in `dir`.
+fn parts(dir: &Path) -> Vec<String> {
+    fs::read_dir(dir)
+        .expect("read_dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with(".wormhole-"))
+        .collect()
+}
+
+/// A 10 MiB file of `dir`, for the senders.
+fn ten_mib(dir: &Path) -> &'static str {
+    fs::write(dir.join("ten.bin"), vec![7u8; 10 << 20]).expect("write");
+    "ten.bin"
+}
+
+/// A sender that offers 10 MiB and sends 100 bytes: our receiver fails once nothing moved for
+/// the idle timeout, says so, and frees its threads, descriptors and temporary file.
+#[test]
+fn a_stalled_sender_fails_the_receive_after_the_idle_timeout() {
+    let mut setup = Setup::start(&[("WORMHOLED_IDLE_TIMEOUT", IDLE_SECS)]);
+    let src = setup.folder("src");
+    let dst = setup.folder("dst");
+    let before = setup.held();
+    let mut sender = setup.stalling_sender(&src, 100, ten_mib(&src));
+    let code = sender.wormhole_code(TIMEOUT);
+    let mut receiver = setup.ours(&dst, &["receive", "--accept-file", &code]);
+    assert_eq!(first_progress(&mut receiver).1, 100);
+    let output = receiver.wait_with_timeout(TIMEOUT);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(!output.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("the peer stalled: nothing moved for 2 s"),
+        "{stdout}"
+    );
+    assert_eq!(
+        parts(&dst),
+        Vec::<String>::new(),
+        "the temporary file is gone"
+    );
+    assert!(!dst.join("ten.bin").exists());
+    setup.assert_freed(before);
+    sender.kill();
+}
+
+/// Cancelling a receive whose sender stalled ends it at once (the idle timeout is the default
+/// five minutes): `cancelled`, the temporary file removed, threads and descriptors freed.
+#[test]
+fn cancelling_a_stalled_receive_frees_it_at_once() {
+    let mut setup = Setup::start(&[]);
+    let src = setup.folder("src");
+    let dst = setup.folder("dst");
+    let before = setup.held();
+    let mut sender = setup.stalling_sender(&src, 100, ten_mib(&src));
+    let code = sender.wormhole_code(TIMEOUT);
+    let mut receiver = setup.ours(&dst, &["receive", "--accept-file", &code]);
+    let (wormhole, _) = first_progress(&mut receiver);
+    assert_eq!(parts(&dst).len(), 1, "receiving into a temporary file");
+    let cancel = run(
+        setup.daemon.ctl().args(["cancel", &wormhole.to_string()]),
+        TIMEOUT,
+    );
+    assert!(cancel.status.success(), "{cancel:?}");
+    let started = Instant::now();
+    let output = receiver.wait_with_timeout(TIMEOUT);
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "the receive ended {:?} after the cancel",
+        started.elapsed()
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(!output.status.success(), "{stdout}");
+    assert!(stdout.contains("cancelled"), "{stdout}");
+    assert_eq!(
+        parts(&dst),
+        Vec::<String>::new(),
+        "the temporary file is gone"
+    );
+    setup.assert_freed(before);
+    sender.kill();
+}
+
+/// A receiver that stops reading (SIGSTOP): our sender fails after the idle timeout and frees
+/// its threads and socket, with data still queued to the stopped peer.
+#[test]
+fn a_receiver_that_stops_reading_fails_the_send_after_the_idle_timeout() {
+    let mut setup = Setup::start(&[("WORMHOLED_IDLE_TIMEOUT", IDLE_SECS)]);
+    let src = setup.folder("src");
+    let dst = setup.folder("dst");
+    let file = src.join("big.bin");
+    fs::File::create(&file)
+        .and_then(|f| f.set_len(1 << 30))
+        .expect("a sparse 1 GiB file");
+    let before = setup.held();
+    let mut sender = setup.ours(&src, &["send", "big.bin"]);
+    let code = sender.wait_for_stdout("the code event", TIMEOUT, |line| {
+        let event: Value = serde_json::from_str(line).ok()?;
+        (event["event"] == "code").then(|| event["code"].as_str().map(str::to_owned))?
+    });
+    let mut receiver = setup.python_receiver(&dst, &code);
+    first_progress(&mut sender);
+    let stopped = Command::new("kill")
+        .args(["-STOP", &receiver.id().to_string()])
+        .status()
+        .expect("kill -STOP");
+    assert!(stopped.success());
+    let output = sender.wait_with_timeout(TIMEOUT);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(!output.status.success(), "{stdout}");
+    assert!(stdout.contains("the peer stalled"), "{stdout}");
+    setup.assert_freed(before);
+    let _ = Command::new("kill")
+        .args(["-CONT", &receiver.id().to_string()])
+        .status();
+    receiver.kill();
+}
+
+/// A daemon killed mid-receive (SIGKILL) leaves its temporary file; the next daemon of the
+/// same user removes it as it starts.
+#[test]
+fn a_killed_daemons_temporary_file_is_removed_by_the_next_one() {
+    let mut setup = Setup::start(&[]);
+    let src = setup.folder("src");
+    let dst = setup.folder("dst");
+    let mut sender = setup.stalling_sender(&src, 100, ten_mib(&src));
+    let code = sender.wormhole_code(TIMEOUT);
+    let mut receiver = setup.ours(&dst, &["receive", "--accept-file", &code]);
+    first_progress(&mut receiver);
+    let left = parts(&dst);
+    assert_eq!(left.len(), 1, "receiving into a temporary file");
+    setup.daemon.restart();
+    assert_eq!(
+        parts(&dst),
+        Vec::<String>::new(),
+        "the new daemon removed {left:?} before it was ready"
+    );
+    receiver.kill();
+    sender.kill();
+}
