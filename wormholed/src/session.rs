@@ -1,15 +1,27 @@
 //! One control connection: newline-delimited JSON in, responses and events out.
 //!
 //! States: awaiting `hello`, greeted, closing. Inputs: request lines (at most
-//! [`MAX_LINE_BYTES`]), [`ToClient`] lines from the registry and from wormholes. Outputs: requests
-//! to the [`Registry`](crate::registry::Registry), lines to the client, and [`SessionGone`] when
-//! the connection ends. A malformed line is answered with a typed error and the session goes on;
-//! an over-long line is answered and the connection closed.
+//! [`MAX_LINE_BYTES`]) from the reader task, [`ToClient`] lines from the registry and from
+//! wormholes. Outputs: requests to the [`Registry`](crate::registry::Registry), lines to the
+//! writer task, and [`SessionGone`] when the connection ends. A malformed line (not UTF-8, not
+//! JSON) is answered with a typed error and the session goes on; an over-long line is answered
+//! and the connection closed.
+//!
+//! Memory is bounded per client, whatever the client does ([`Budget`]). The reader task reads
+//! the next request only while fewer than [`MAX_UNANSWERED`] requests wait for their answer and
+//! fewer than [`READ_PAUSE_BYTES`] of output wait to be written: a client that sends requests and
+//! never reads the answers is simply read from no more (backpressure). Events are not requests:
+//! a client that lets more than [`MAX_QUEUED_BYTES`] of output pile up is disconnected.
 
-use actix::io::{FramedWrite, WriteHandler};
+use std::cell::Cell;
+use std::rc::Rc;
+
 use actix::prelude::*;
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio_util::codec::{FramedRead, LinesCodec, LinesCodecError};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::sync::{mpsc, Notify};
+use tokio_util::codec::{AnyDelimiterCodec, AnyDelimiterCodecError, FramedRead};
 use wormhole_protocol::control::{
     parse_request, ControlError, DaemonLine, ErrorCode, Outcome, RequestBody, Response,
     ResponseBody, MAX_LINE_BYTES, PROTOCOL_VERSION,
@@ -17,47 +29,112 @@ use wormhole_protocol::control::{
 
 use crate::registry::{Client, ClientRequest, SessionGone, SessionId, ToClient};
 
+/// Requests of one client in flight (sent to the registry, not yet answered) at most; the next
+/// line is read once one is answered.
+pub(crate) const MAX_UNANSWERED: usize = 64;
+/// Output waiting to be written above which no more requests are read.
+pub(crate) const READ_PAUSE_BYTES: usize = 1 << 20;
+/// Output waiting to be written above which the client is disconnected: it stopped reading
+/// while events kept coming. Room for several lines of the largest size.
+pub(crate) const MAX_QUEUED_BYTES: usize = 4 * MAX_LINE_BYTES;
+
+/// What one connection holds, shared by the session and its reader and writer tasks (all on
+/// the session's arbiter).
+#[derive(Debug, Default)]
+struct Budget {
+    /// Output bytes handed to the writer and not yet written.
+    queued: Cell<usize>,
+    /// Requests sent to the registry and not yet answered.
+    unanswered: Cell<usize>,
+    /// Woken when either goes down.
+    changed: Notify,
+}
+
+impl Budget {
+    /// Whether the reader may read the next request.
+    fn may_read(&self) -> bool {
+        self.unanswered.get() < MAX_UNANSWERED && self.queued.get() < READ_PAUSE_BYTES
+    }
+
+    /// Waits until [`Budget::may_read`].
+    async fn read_allowed(&self) {
+        loop {
+            let changed = self.changed.notified();
+            if self.may_read() {
+                return;
+            }
+            changed.await;
+        }
+    }
+
+    fn written(&self, bytes: usize) {
+        self.queued.set(self.queued.get().saturating_sub(bytes));
+        self.changed.notify_one();
+    }
+
+    fn answered(&self) {
+        self.unanswered.set(self.unanswered.get().saturating_sub(1));
+        self.changed.notify_one();
+    }
+}
+
+/// One item of the request stream: a line, a read error, or the end.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Incoming(Option<Result<Bytes, AnyDelimiterCodecError>>);
+
+/// The writer task has ended (every line written and the socket shut down, or a write failed).
+#[derive(Message)]
+#[rtype(result = "()")]
+struct WriterDone;
+
 /// The actor serving one control connection.
-pub(crate) struct ControlSession<W: AsyncWrite + Unpin + 'static> {
+pub(crate) struct ControlSession {
     id: SessionId,
     registry: Recipient<ClientRequest>,
     gone: Recipient<SessionGone>,
-    writer: FramedWrite<String, W, LinesCodec>,
+    /// Lines for the writer task; `None` once closing (the writer drains what it has, then
+    /// ends, and the session stops on [`WriterDone`]).
+    lines: Option<mpsc::UnboundedSender<Bytes>>,
+    budget: Rc<Budget>,
     greeted: bool,
-    /// Set when the session ends itself (an over-long line): the writer flushes the last answer,
-    /// then stops the session through [`WriteHandler::finished`].
-    closing: bool,
-    /// Requests forwarded to the registry and not yet answered.
-    unanswered: usize,
     /// The client has finished sending (end of stream): close once every request is answered.
     read_closed: bool,
 }
 
-impl<W: AsyncWrite + Unpin + 'static> ControlSession<W> {
+impl ControlSession {
     /// Starts serving a connection split into `reader` and `writer`.
-    pub(crate) fn start<R: AsyncRead + Unpin + 'static>(
+    pub(crate) fn start<R, W>(
         id: SessionId,
         reader: R,
         writer: W,
         registry: Recipient<ClientRequest>,
         gone: Recipient<SessionGone>,
-    ) -> Addr<Self> {
-        Self::create(move |ctx| {
-            ctx.add_stream(FramedRead::new(
-                reader,
-                LinesCodec::new_with_max_length(MAX_LINE_BYTES),
-            ));
-            Self {
-                id,
-                registry,
-                gone,
-                writer: FramedWrite::new(writer, LinesCodec::new(), ctx),
-                greeted: false,
-                closing: false,
-                unanswered: 0,
-                read_closed: false,
-            }
-        })
+    ) -> Addr<Self>
+    where
+        R: AsyncRead + Unpin + 'static,
+        W: AsyncWrite + Unpin + 'static,
+    {
+        let budget = Rc::new(Budget::default());
+        let (lines, outgoing) = mpsc::unbounded_channel();
+        let addr = Self {
+            id,
+            registry,
+            gone,
+            lines: Some(lines),
+            budget: Rc::clone(&budget),
+            greeted: false,
+            read_closed: false,
+        }
+        .start();
+        actix::spawn(write_lines(
+            writer,
+            outgoing,
+            Rc::clone(&budget),
+            addr.clone().recipient(),
+        ));
+        actix::spawn(read_lines(reader, budget, addr.clone().recipient()));
+        addr
     }
 
     fn client(&self, ctx: &mut Context<Self>) -> Client {
@@ -67,54 +144,73 @@ impl<W: AsyncWrite + Unpin + 'static> ControlSession<W> {
         }
     }
 
-    fn write(&mut self, line: &DaemonLine) {
-        match serde_json::to_string(line) {
-            Ok(text) => self.writer.write(text),
-            Err(e) => tracing::error!(session = self.id, "cannot encode a line: {e}"),
+    fn write(&mut self, line: &DaemonLine, ctx: &mut Context<Self>) {
+        let Some(lines) = &self.lines else {
+            return;
+        };
+        let mut text = match serde_json::to_vec(line) {
+            Ok(text) => text,
+            Err(e) => return tracing::error!(session = self.id, "cannot encode a line: {e}"),
+        };
+        text.push(b'\n');
+        let queued = self.budget.queued.get() + text.len();
+        if queued > MAX_QUEUED_BYTES {
+            tracing::warn!(
+                session = self.id,
+                queued,
+                "the control client stopped reading its lines; disconnecting it"
+            );
+            self.lines = None;
+            ctx.stop();
+            return;
+        }
+        self.budget.queued.set(queued);
+        if lines.send(Bytes::from(text)).is_err() {
+            // The writer has ended; WriterDone stops the session.
+            self.lines = None;
         }
     }
 
-    fn respond(&mut self, id: Option<u64>, outcome: Outcome) {
-        self.write(&DaemonLine::Response(Response { id, outcome }));
+    fn respond(&mut self, id: Option<u64>, outcome: Outcome, ctx: &mut Context<Self>) {
+        self.write(&DaemonLine::Response(Response { id, outcome }), ctx);
+    }
+
+    /// Writes what is queued, then closes the connection (the session stops on [`WriterDone`]).
+    fn close(&mut self) {
+        self.lines = None;
     }
 
     /// Once the client has stopped sending and every request is answered, flush and close.
     fn close_when_answered(&mut self) {
-        if self.read_closed && self.unanswered == 0 && !self.closing {
-            self.closing = true;
-            self.writer.close();
+        if self.read_closed && self.budget.unanswered.get() == 0 {
+            self.close();
         }
     }
 
     fn handle_line(&mut self, line: &str, ctx: &mut Context<Self>) {
         let request = match parse_request(line) {
             Ok(request) => request,
-            Err((id, err)) => return self.respond(id, Outcome::Error(err)),
+            Err((id, err)) => return self.respond(id, Outcome::Error(err), ctx),
         };
         match (self.greeted, request.body) {
             (_, RequestBody::Hello { protocol, client }) if !self.greeted => {
-                if protocol == PROTOCOL_VERSION {
+                let outcome = if protocol == PROTOCOL_VERSION {
                     self.greeted = true;
                     tracing::debug!(session = self.id, ?client, "hello");
-                    self.respond(
-                        Some(request.id),
-                        Outcome::Ok(ResponseBody::Welcome {
-                            protocol: PROTOCOL_VERSION,
-                            daemon: concat!("wormholed ", env!("CARGO_PKG_VERSION")).into(),
-                        }),
-                    );
+                    Outcome::Ok(ResponseBody::Welcome {
+                        protocol: PROTOCOL_VERSION,
+                        daemon: concat!("wormholed ", env!("CARGO_PKG_VERSION")).into(),
+                    })
                 } else {
-                    self.respond(
-                        Some(request.id),
-                        Outcome::Error(ControlError::new(
-                            ErrorCode::UnsupportedVersion,
-                            format!(
-                                "this wormholed speaks control protocol {PROTOCOL_VERSION}, \
-                                 not {protocol}"
-                            ),
-                        )),
-                    );
-                }
+                    Outcome::Error(ControlError::new(
+                        ErrorCode::UnsupportedVersion,
+                        format!(
+                            "this wormholed speaks control protocol {PROTOCOL_VERSION}, \
+                             not {protocol}"
+                        ),
+                    ))
+                };
+                self.respond(Some(request.id), outcome, ctx);
             }
             (false, _) => self.respond(
                 Some(request.id),
@@ -122,9 +218,10 @@ impl<W: AsyncWrite + Unpin + 'static> ControlSession<W> {
                     ErrorCode::HelloRequired,
                     "the first request must be hello",
                 )),
+                ctx,
             ),
             (true, body) => {
-                self.unanswered += 1;
+                self.budget.unanswered.set(self.budget.unanswered.get() + 1);
                 let client = self.client(ctx);
                 self.registry.do_send(ClientRequest {
                     client,
@@ -136,7 +233,46 @@ impl<W: AsyncWrite + Unpin + 'static> ControlSession<W> {
     }
 }
 
-impl<W: AsyncWrite + Unpin + 'static> Actor for ControlSession<W> {
+/// Reads request lines while the [`Budget`] allows, handing each to the session; ends at the
+/// end of the stream or at a read error (after handing that over too).
+async fn read_lines(
+    reader: impl AsyncRead + Unpin,
+    budget: Rc<Budget>,
+    session: Recipient<Incoming>,
+) {
+    let codec = AnyDelimiterCodec::new_with_max_length(b"\n".to_vec(), Vec::new(), MAX_LINE_BYTES);
+    let mut lines = FramedRead::new(reader, codec);
+    loop {
+        budget.read_allowed().await;
+        let item = lines.next().await;
+        let last = !matches!(item, Some(Ok(_)));
+        if session.send(Incoming(item)).await.is_err() || last {
+            return;
+        }
+    }
+}
+
+/// Writes the session's lines in order; once the session drops its sender, shuts the socket
+/// down. Tells the session when it ends.
+async fn write_lines(
+    mut writer: impl AsyncWrite + Unpin,
+    mut lines: mpsc::UnboundedReceiver<Bytes>,
+    budget: Rc<Budget>,
+    session: Recipient<WriterDone>,
+) {
+    while let Some(line) = lines.recv().await {
+        if let Err(e) = writer.write_all(&line).await {
+            tracing::debug!("control write error: {e}");
+            session.do_send(WriterDone);
+            return;
+        }
+        budget.written(line.len());
+    }
+    let _ = writer.shutdown().await;
+    session.do_send(WriterDone);
+}
+
+impl Actor for ControlSession {
     type Context = Context<Self>;
 
     fn stopped(&mut self, _: &mut Context<Self>) {
@@ -145,14 +281,13 @@ impl<W: AsyncWrite + Unpin + 'static> Actor for ControlSession<W> {
     }
 }
 
-impl<W: AsyncWrite + Unpin + 'static> StreamHandler<Result<String, LinesCodecError>>
-    for ControlSession<W>
-{
-    fn handle(&mut self, item: Result<String, LinesCodecError>, ctx: &mut Context<Self>) {
-        match item {
-            Ok(line) if line.trim().is_empty() => {}
-            Ok(line) => self.handle_line(&line, ctx),
-            Err(LinesCodecError::MaxLineLengthExceeded) => {
+impl Handler<Incoming> for ControlSession {
+    type Result = ();
+
+    fn handle(&mut self, Incoming(item): Incoming, ctx: &mut Context<Self>) {
+        let line = match item {
+            Some(Ok(line)) => line,
+            Some(Err(AnyDelimiterCodecError::MaxChunkLengthExceeded)) => {
                 tracing::warn!(session = self.id, "request line too long; closing");
                 self.respond(
                     None,
@@ -160,46 +295,53 @@ impl<W: AsyncWrite + Unpin + 'static> StreamHandler<Result<String, LinesCodecErr
                         ErrorCode::LineTooLong,
                         format!("a request line may hold at most {MAX_LINE_BYTES} bytes"),
                     )),
+                    ctx,
                 );
-                self.closing = true;
-                self.writer.close();
+                return self.close();
             }
-            Err(LinesCodecError::Io(e)) => {
+            Some(Err(AnyDelimiterCodecError::Io(e))) => {
                 tracing::debug!(session = self.id, "control read error: {e}");
-                ctx.stop();
+                return ctx.stop();
             }
+            // The client may half-close after its last request: its answers still go out, and
+            // the writer closes once every request is answered.
+            None => {
+                self.read_closed = true;
+                return self.close_when_answered();
+            }
+        };
+        let line = line.strip_suffix(b"\r").unwrap_or(&line);
+        match std::str::from_utf8(line) {
+            Ok(text) if text.trim().is_empty() => {}
+            Ok(text) => self.handle_line(text, ctx),
+            Err(e) => self.respond(
+                None,
+                Outcome::Error(ControlError::new(
+                    ErrorCode::BadRequest,
+                    format!("a request line must be UTF-8 JSON ({e})"),
+                )),
+                ctx,
+            ),
         }
-    }
-
-    fn finished(&mut self, _: &mut Context<Self>) {
-        // tokio-util ends the stream right after a decoding error (the over-long line), and a
-        // client may half-close after its last request. Stopping now would drop answers unsent
-        // (actix's `FramedWrite` does not flush on drop): the writer is closed once every
-        // request is answered, and it stops the session when its last line is out.
-        self.read_closed = true;
-        self.close_when_answered();
     }
 }
 
-impl<W: AsyncWrite + Unpin + 'static> WriteHandler<LinesCodecError> for ControlSession<W> {
-    fn error(&mut self, err: LinesCodecError, _: &mut Context<Self>) -> Running {
-        tracing::debug!(session = self.id, "control write error: {err}");
-        Running::Stop
-    }
+impl Handler<WriterDone> for ControlSession {
+    type Result = ();
 
-    fn finished(&mut self, ctx: &mut Context<Self>) {
+    fn handle(&mut self, _: WriterDone, ctx: &mut Context<Self>) {
         ctx.stop();
     }
 }
 
-impl<W: AsyncWrite + Unpin + 'static> Handler<ToClient> for ControlSession<W> {
+impl Handler<ToClient> for ControlSession {
     type Result = ();
 
-    fn handle(&mut self, ToClient(line): ToClient, _: &mut Context<Self>) {
+    fn handle(&mut self, ToClient(line): ToClient, ctx: &mut Context<Self>) {
         if matches!(line, DaemonLine::Response(_)) {
-            self.unanswered = self.unanswered.saturating_sub(1);
+            self.budget.answered();
         }
-        self.write(&line);
+        self.write(&line, ctx);
         self.close_when_answered();
     }
 }
