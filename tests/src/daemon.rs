@@ -60,8 +60,7 @@ impl Daemon {
 
     /// Starts the daemon process and waits until it is ready.
     fn launch(&mut self) {
-        let mut command = hermetic(bin_path("wormholed"), self.dir.path(), &self.env);
-        let mut process = Process::spawn(&mut command);
+        let mut process = Process::spawn(&mut self.wormholed());
         let announced =
             process.wait_for_stdout("`wormholed ready <socket path>`", START_TIMEOUT, |line| {
                 line.strip_prefix("wormholed ready ").map(PathBuf::from)
@@ -86,6 +85,19 @@ impl Daemon {
     /// `wormholectl shutdown`. [`Daemon::process`] panics.
     pub fn not_started(mailbox: &MailboxServer) -> Self {
         Self::prepare(&mailbox.url(), &[])
+    }
+
+    /// As [`Daemon::not_started`], with mailbox URL `relay_url` and `extra_env` as in
+    /// [`Daemon::start_with_env`]: for the tests that run [`Daemon::wormholed`] themselves (e.g.
+    /// one that must refuse to start) or point [`Daemon::ctl`] at a socket of their own.
+    pub fn not_started_with_env(relay_url: &str, extra_env: &[(&str, &str)]) -> Self {
+        Self::prepare(relay_url, extra_env)
+    }
+
+    /// A `wormholed` command with this daemon's environment, working directory its folder,
+    /// stdin null (not started; [`Daemon::start_with_env`] runs one).
+    pub fn wormholed(&self) -> Command {
+        hermetic(bin_path("wormholed"), self.dir.path(), &self.env)
     }
 
     /// The folder, config file and environment of a daemon, with no process yet.

@@ -1,5 +1,5 @@
-//! The control-socket client: connect (starting wormholed when nothing answers), handshake,
-//! requests and events.
+//! The control-socket client: connect (starting wormholed when nothing answers), check that the
+//! server is our own user (`SO_PEERCRED`, before a byte is sent), handshake, requests and events.
 //!
 //! Lines are compact JSON plus `'\n'` both ways (`wormhole_protocol::control`); a line longer than
 //! [`MAX_LINE_BYTES`] from the daemon is refused. Everything is blocking and single-threaded: a
@@ -50,8 +50,8 @@ impl Connection {
     /// Connects to the daemon on `socket`, starting it first when `start` says so and nothing
     /// answers. `Ok(None)`: not running, and `Start::Never`.
     pub(crate) fn open(socket: &Path, start: Start) -> anyhow::Result<Option<Self>> {
-        let stream = match connect(socket) {
-            Ok(stream) => stream,
+        let (stream, served) = match connect(socket) {
+            Ok(stream) => (stream, socket.to_owned()),
             Err(e) if nobody_listens(&e) => {
                 if start == Start::Never {
                     return Ok(None);
@@ -64,9 +64,10 @@ impl Connection {
                         socket.display()
                     );
                 }
-                connect(&ready).with_context(|| {
+                let stream = connect(&ready).with_context(|| {
                     format!("cannot connect to wormholed at {}", ready.display())
-                })?
+                })?;
+                (stream, ready)
             }
             Err(e) => {
                 return Err(e).with_context(|| {
@@ -74,6 +75,8 @@ impl Connection {
                 })
             }
         };
+        let server = stream.peer_creds().ok().and_then(|creds| creds.euid());
+        check_server(server, own_uid(), &served)?;
         let mut connection = Self {
             reader: BufReader::new(stream),
             next_id: 1,
@@ -171,6 +174,42 @@ impl Connection {
 /// Connects to the socket at `path`.
 fn connect(path: &Path) -> io::Result<Stream> {
     Stream::connect(path.to_fs_name::<GenericFilePath>()?)
+}
+
+/// Our effective uid.
+fn own_uid() -> u32 {
+    nix::unistd::geteuid().as_raw()
+}
+
+/// Refuses a control socket whose server (its uid at `listen`, from `SO_PEERCRED`) is not us:
+/// another user's process there would read our requests and their secrets. Checked before
+/// anything is sent, `hello` included.
+fn check_server(server: Option<u32>, ours: u32, socket: &Path) -> Result<(), Failure> {
+    let whom = match server {
+        Some(uid) if uid == ours => return Ok(()),
+        Some(uid) => format!("is served by another user (uid {uid}; we are uid {ours})"),
+        None => "is served by a process whose user cannot be told".to_owned(),
+    };
+    Err(Failure::new(
+        ExitCode::Failure,
+        format!(
+            "{} {whom}, not by our wormholed; refusing to talk to it: remove that socket, or set \
+             WORMHOLED_SOCKET to a path in a folder of your own",
+            socket.display()
+        ),
+    ))
+}
+
+/// [`check_server`] for a subchannel socket (whose path the daemon named).
+pub(crate) fn check_subchannel_server(
+    stream: &std::os::unix::net::UnixStream,
+    socket: &Path,
+) -> Result<(), Failure> {
+    use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
+    let server = getsockopt(stream, PeerCredentials)
+        .ok()
+        .map(|creds| creds.uid());
+    check_server(server, own_uid(), socket)
 }
 
 /// Whether a connect error means that no daemon listens there (so one may be started).
@@ -334,6 +373,32 @@ mod tests {
                 .expect("no error")
                 .is_none(),
             "nobody listens any more"
+        );
+    }
+
+    /// Only a server of our own uid is talked to; the refusal names the socket, the user, and
+    /// what to do.
+    #[test]
+    fn a_server_of_another_user_is_refused() {
+        let socket = Path::new("/tmp/shared/control.sock");
+        assert!(check_server(Some(1000), 1000, socket).is_ok());
+        let refused = check_server(Some(65534), 1000, socket).expect_err("another user");
+        assert_eq!(refused.code, ExitCode::Failure);
+        assert_eq!(
+            refused.message,
+            "/tmp/shared/control.sock is served by another user (uid 65534; we are uid 1000), \
+             not by our wormholed; refusing to talk to it: remove that socket, or set \
+             WORMHOLED_SOCKET to a path in a folder of your own"
+        );
+        let unknown = check_server(None, 1000, socket).expect_err("nobody can tell");
+        assert!(
+            unknown.message.contains("cannot be told"),
+            "{}",
+            unknown.message
+        );
+        assert!(
+            check_server(Some(0), 1000, socket).is_err(),
+            "root is not us"
         );
     }
 

@@ -12,6 +12,7 @@
 
 use std::io::{self, Read, Write};
 use std::os::unix::net::UnixStream;
+use std::path::Path;
 
 use anyhow::{anyhow, Context};
 use wormhole_protocol::control::{
@@ -137,6 +138,7 @@ fn pipe(wormhole: WormholeId, subprotocol: String, listen: bool) -> anyhow::Resu
     };
     let stream = UnixStream::connect(&socket)
         .with_context(|| format!("connecting to the subchannel socket {socket}"))?;
+    crate::connection::check_subchannel_server(&stream, Path::new(&socket))?;
     let mut to_peer = stream
         .try_clone()
         .context("cloning the subchannel socket")?;

@@ -1,8 +1,11 @@
 //! The control socket: a Unix socket that only its owner may use.
 //!
-//! The folder is created 0700 when missing, the socket is 0600, and every connection's peer uid is
-//! checked against ours. A stale socket left by a dead daemon is replaced; a live one means another
-//! daemon already serves this user, which is an error.
+//! The folder is created 0700 when missing; an existing one must be ours and writable by nobody
+//! else ([`check_socket_folder`]), since whoever may write it may replace our sockets (the
+//! subchannel sockets live there too). The socket is 0600 from its creation (interprocess
+//! `fchmod`s it before `bind`), and every connection's peer uid is checked against ours. A stale
+//! socket left by a dead daemon is replaced; a live one means another daemon already serves this
+//! user, which is an error.
 
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt};
@@ -23,8 +26,34 @@ pub(crate) enum ServeError {
     #[error("another wormholed is already listening on {0}")]
     AlreadyRunning(PathBuf),
     /// The folder of the socket belongs to someone else.
-    #[error("{0} belongs to another user; refusing to put the control socket there")]
-    ForeignFolder(PathBuf),
+    #[error(
+        "{} belongs to another user (uid {owner}, we are uid {uid}); refusing to put the control \
+         socket there: choose a folder of your own with WORMHOLED_SOCKET (or `daemon.socket` in \
+         the config file)",
+        folder.display()
+    )]
+    ForeignFolder {
+        /// The folder.
+        folder: PathBuf,
+        /// Its owner.
+        owner: u32,
+        /// Our uid.
+        uid: u32,
+    },
+    /// Others may write the folder of the socket, so they could replace the socket.
+    #[error(
+        "{} is writable by other users (mode {mode:o}), who could replace the daemon's sockets; \
+         refusing to put the control socket there: run `chmod go-w {}` (or `chmod 700`), or \
+         choose a folder of your own with WORMHOLED_SOCKET",
+        folder.display(),
+        folder.display()
+    )]
+    OpenFolder {
+        /// The folder.
+        folder: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
     /// Any IO failure, with the path it concerns.
     #[error("{path}: {source}")]
     Io {
@@ -42,27 +71,51 @@ fn io_error(path: &Path) -> impl FnOnce(io::Error) -> ServeError + '_ {
     }
 }
 
-/// Our effective uid, read without `unsafe`: the owner of `/proc/self`.
-pub(crate) fn own_uid() -> io::Result<u32> {
-    Ok(std::fs::metadata("/proc/self")?.uid())
+/// Our effective uid.
+pub(crate) fn own_uid() -> u32 {
+    nix::unistd::geteuid().as_raw()
+}
+
+/// Whether a folder with this `owner` and `mode` may hold our sockets: it must be ours (`uid`),
+/// and neither its group nor others may write it (they could remove or replace a socket).
+pub(crate) fn check_socket_folder(
+    folder: &Path,
+    owner: u32,
+    mode: u32,
+    uid: u32,
+) -> Result<(), ServeError> {
+    if owner != uid {
+        return Err(ServeError::ForeignFolder {
+            folder: folder.to_owned(),
+            owner,
+            uid,
+        });
+    }
+    if mode & 0o022 != 0 {
+        return Err(ServeError::OpenFolder {
+            folder: folder.to_owned(),
+            mode: mode & 0o7777,
+        });
+    }
+    Ok(())
 }
 
 /// Prepares the folder and binds the socket at `path`.
 pub(crate) fn bind(path: &Path) -> Result<LocalSocketListener, ServeError> {
-    let uid = own_uid().map_err(io_error(Path::new("/proc/self")))?;
-    if let Some(folder) = path.parent() {
-        if !folder.exists() {
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(folder)
-                .map_err(io_error(folder))?;
-        }
-        let meta = std::fs::metadata(folder).map_err(io_error(folder))?;
-        if meta.uid() != uid {
-            return Err(ServeError::ForeignFolder(folder.to_owned()));
-        }
+    let uid = own_uid();
+    let folder = match path.parent() {
+        Some(folder) if !folder.as_os_str().is_empty() => folder,
+        _ => Path::new("."),
+    };
+    if !folder.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(folder)
+            .map_err(io_error(folder))?;
     }
+    let meta = std::fs::metadata(folder).map_err(io_error(folder))?;
+    check_socket_folder(folder, meta.uid(), meta.mode(), uid)?;
     if path.exists() {
         match std::os::unix::net::UnixStream::connect(path) {
             Ok(_) => return Err(ServeError::AlreadyRunning(path.to_owned())),
@@ -88,7 +141,7 @@ pub(crate) async fn serve(
     registry: Recipient<ClientRequest>,
     gone: Recipient<SessionGone>,
 ) {
-    let uid = own_uid().ok();
+    let uid = own_uid();
     let mut next_session = 1;
     loop {
         let stream = match listener.accept().await {
@@ -99,7 +152,7 @@ pub(crate) async fn serve(
             }
         };
         let peer = stream.peer_creds().ok().and_then(|creds| creds.euid());
-        if peer.is_none() || peer != uid {
+        if peer != Some(uid) {
             tracing::warn!(?peer, "refused a control connection from another user");
             continue;
         }
@@ -107,5 +160,60 @@ pub(crate) async fn serve(
         next_session += 1;
         let (reader, writer) = tokio::io::split(stream);
         ControlSession::start(id, reader, writer, registry.clone(), gone.clone());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Our own folder is fine when nobody else may write it: 0700, and also 0711 or 0755
+    /// (others may pass or list, but neither remove nor replace a socket).
+    #[test]
+    fn our_folder_without_group_or_other_write_is_accepted() {
+        let folder = Path::new("/run/user/1000/wormholed");
+        for mode in [0o40700, 0o700, 0o711, 0o755, 0o1700] {
+            assert!(
+                check_socket_folder(folder, 1000, mode, 1000).is_ok(),
+                "mode {mode:o}"
+            );
+        }
+    }
+
+    /// A folder that group or others may write is refused, with what to run.
+    #[test]
+    fn a_folder_others_may_write_is_refused_with_the_fix() {
+        let folder = Path::new("/tmp/shared");
+        for mode in [0o40777, 0o1777, 0o770, 0o702, 0o720] {
+            let error = check_socket_folder(folder, 1000, mode, 1000)
+                .expect_err("group or other write is refused");
+            assert!(
+                matches!(error, ServeError::OpenFolder { .. }),
+                "mode {mode:o}: {error}"
+            );
+            let message = error.to_string();
+            assert!(message.contains("chmod go-w /tmp/shared"), "{message}");
+            assert!(message.contains("WORMHOLED_SOCKET"), "{message}");
+        }
+        let error = check_socket_folder(folder, 1000, 0o41777, 1000).expect_err("refused");
+        assert!(error.to_string().contains("(mode 1777)"), "{error}");
+    }
+
+    /// A folder of another user is refused whatever its mode, even 0700: its owner may
+    /// replace our sockets.
+    #[test]
+    fn a_folder_of_another_user_is_refused_with_the_fix() {
+        let folder = Path::new("/tmp/wormholed-1000");
+        for owner in [0, 65534] {
+            let error = check_socket_folder(folder, owner, 0o700, 1000)
+                .expect_err("another owner is refused");
+            assert!(matches!(error, ServeError::ForeignFolder { .. }), "{error}");
+            let message = error.to_string();
+            assert!(message.contains(&format!("uid {owner}")), "{message}");
+            assert!(
+                message.contains("choose a folder of your own with WORMHOLED_SOCKET"),
+                "{message}"
+            );
+        }
     }
 }

@@ -12,6 +12,7 @@
 
 use std::io;
 use std::net::IpAddr;
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -355,20 +356,70 @@ async fn read_connection(
     }
 }
 
-/// Binds a Unix socket only our user may connect to.
+/// Connections to a subchannel socket that may wait to be accepted (ours, plus any refused).
+const CLIENT_BACKLOG: i32 = 16;
+
+/// Binds a Unix socket at `path` that only our user may connect to: mode 0600 from its creation
+/// (the socket is `fchmod`ed before `bind`, which Linux applies to the file it creates, so there
+/// is no moment when the file has a wider mode; the mode is checked after `bind` all the same),
+/// and [`accept_client`] checks each peer's uid.
 pub(super) fn bind_private(path: &Path) -> io::Result<UnixListener> {
-    let listener = UnixListener::bind(path)?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
-    Ok(listener)
+    use nix::sys::socket::{bind, listen, socket, AddressFamily, Backlog, SockFlag, SockType};
+    use nix::sys::stat::{fchmod, Mode};
+
+    let fd = socket(
+        AddressFamily::Unix,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )?;
+    fchmod(fd.as_raw_fd(), Mode::S_IRUSR | Mode::S_IWUSR)?;
+    bind(fd.as_raw_fd(), &nix::sys::socket::UnixAddr::new(path)?)?;
+    let listening = (|| {
+        let mode = std::fs::symlink_metadata(path)?.permissions().mode() & 0o7777;
+        if mode != 0o600 {
+            return Err(io::Error::other(format!(
+                "{} was created with mode {mode:o}, not 600",
+                path.display()
+            )));
+        }
+        listen(&fd, Backlog::new(CLIENT_BACKLOG)?)?;
+        let listener = std::os::unix::net::UnixListener::from(fd);
+        listener.set_nonblocking(true)?;
+        UnixListener::from_std(listener)
+    })();
+    if listening.is_err() {
+        super::remove_socket(path);
+    }
+    listening
 }
 
-/// Accepts the one client of a subchannel socket.
+/// Accepts the one client of a subchannel socket: the first connection from our own uid. A
+/// connection from another uid (possible only if someone widened the socket's mode) is logged
+/// and closed, and the socket goes on waiting for ours.
 pub(super) async fn accept_client(scid: SubchannelId, listener: UnixListener, me: Recipient<Io>) {
-    match listener.accept().await {
-        Ok((stream, _)) => {
-            let _ = me.send(Io::Client { scid, stream }).await;
+    let uid = crate::server::own_uid();
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                let peer = stream.peer_cred().ok().map(|creds| creds.uid());
+                if peer != Some(uid) {
+                    tracing::warn!(
+                        scid,
+                        ?peer,
+                        "refused a subchannel connection from another user; the socket waits \
+                         for ours"
+                    );
+                    continue;
+                }
+                let _ = me.send(Io::Client { scid, stream }).await;
+                return;
+            }
+            Err(e) => {
+                tracing::debug!(scid, error = %e, "subchannel accept failed");
+                return;
+            }
         }
-        Err(e) => tracing::debug!(scid, error = %e, "subchannel accept failed"),
     }
 }
 

@@ -14,7 +14,8 @@
 //!   the writer seals `SendRecord`s with the sealer; its end is `ConnectionLost`; `Transmit`
 //!   writes, and `CloseConnection` closes. The relay line, the preambles and the handshake are
 //!   written by the machine.
-//! - Subchannels: each one gets a fresh Unix socket (mode 0600, next to the control socket) that
+//! - Subchannels: each one gets a fresh Unix socket (mode 0600 from its creation, next to the
+//!   control socket; a client of another uid is refused and the socket waits for ours) that
 //!   the client connects to once and streams raw bytes through; EOF from the client closes our
 //!   half; the peer's close half-closes the socket.
 //! - Backpressure: TCP reads pause while more than [`CLIENT_HIGH_WATER`] bytes wait to be
