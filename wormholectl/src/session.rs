@@ -9,7 +9,7 @@
 //! events. Outputs: lines, [`Step::Confirm`] (ask the user about the verifier), [`Step::Done`].
 //!
 //! Every string of an event may come from the peer or the mailbox server, so each reaches the
-//! human stream through [`escape`](crate::escape) (one line each); the received text goes to
+//! human stream through [`escape`] (one line each); the received text goes to
 //! the data stream exactly as sent, or escaped with its newlines kept when that is a terminal
 //! ([`Session::escaping_text`]).
 
