@@ -8,7 +8,9 @@ then sends the application messages (phases "0", "1" ...) chosen by --send:
 - json-array: `[1, 2, 3]`: JSON, but not an object;
 - unknown-offer: `{"offer": {"teleport": {"destination": "mars"}}}`;
 - answer: `{"answer": {"message_ack": "ok"}}`, an answer to a receiver that offered nothing;
-- file-ack: `{"answer": {"file_ack": "ok"}}`, a file answer to a text offer.
+- file-ack: `{"answer": {"file_ack": "ok"}}`, a file answer to a text offer;
+- hostile-error: `{"error": HOSTILE_ERROR}`, an error whose text is terminal escape sequences
+  (set the window title, clear the screen, fake a prompt, hide what follows).
 
 Every message the other side sends is printed on stdout as `peer said: <text>`. With
 --after-peer-message it first waits for one (e.g. the text offer of a sender); with --expect-reply
@@ -18,6 +20,7 @@ close are printed, not raised: the other side may have gone).
 """
 
 import argparse
+import json
 import os
 import sys
 
@@ -26,12 +29,15 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _harness  # noqa: E402
 from _harness import say  # noqa: E402
 
+HOSTILE_ERROR = "\x1b]0;PWNED\x07\x1b[2J\x1b[31mEVIL...ok? (y/N) \x1b[8m"
+
 PAYLOADS = {
     "not-json": b"\xff\x00 not json",
     "json-array": b"[1, 2, 3]",
     "unknown-offer": b'{"offer": {"teleport": {"destination": "mars"}}}',
     "answer": b'{"answer": {"message_ack": "ok"}}',
     "file-ack": b'{"answer": {"file_ack": "ok"}}',
+    "hostile-error": json.dumps({"error": HOSTILE_ERROR}).encode(),
 }
 
 

@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
-use crate::{python_wormhole, Daemon, MailboxServer, Process};
+use crate::{python_script, python_wormhole, venv_python, Daemon, MailboxServer, Process};
 
 /// The Python CLI with `--relay-url` of `server`, then `args`.
 pub fn python(server: &MailboxServer, args: &[&str]) -> Command {
@@ -19,6 +19,29 @@ pub fn ours(daemon: &Daemon, args: &[&str]) -> Command {
     let mut command = daemon.ctl();
     command.args(args);
     command
+}
+
+/// `command` (program, arguments, environment, working directory) run with its stdout on a
+/// pseudo-terminal by `tests/python/on_terminal.py`, in raw mode: the returned command's stdout
+/// carries exactly the bytes the terminal got, and its exit status is `command`'s. stdin is
+/// null; stderr stays a pipe of the returned command.
+pub fn on_terminal(command: &Command) -> Command {
+    let mut terminal = Command::new(venv_python());
+    terminal
+        .arg(python_script("on_terminal.py"))
+        .arg(command.get_program())
+        .args(command.get_args())
+        .stdin(Stdio::null());
+    for (key, value) in command.get_envs() {
+        match value {
+            Some(value) => terminal.env(key, value),
+            None => terminal.env_remove(key),
+        };
+    }
+    if let Some(dir) = command.get_current_dir() {
+        terminal.current_dir(dir);
+    }
+    terminal
 }
 
 /// Spawns `command` with `input` written to its stdin, which is then closed.
@@ -110,6 +133,19 @@ pub fn assert_our_failure(output: &Output, code: i32, needles: &[&str]) -> Strin
     }
     assert!(output.stdout.is_empty(), "nothing on stdout\n{report}");
     line
+}
+
+/// Panics unless `bytes` (what a program wrote to a terminal or its stderr) hold no control
+/// character but the newline: nothing a peer or a server said was passed on for the terminal
+/// to obey (escape sequences, bell, carriage return, C1). `what` names the stream.
+pub fn assert_no_control_characters(bytes: &[u8], what: &str) {
+    let text = String::from_utf8_lossy(bytes);
+    if let Some((at, c)) = text
+        .char_indices()
+        .find(|&(_, c)| c != '\n' && c.is_control())
+    {
+        panic!("{what} holds the control character {c:?} at byte {at}:\n{text:?}");
+    }
 }
 
 /// `line` without ANSI escape sequences (the daemon's log may be coloured).

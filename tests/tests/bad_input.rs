@@ -17,7 +17,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::Instant;
 
 use serde_json::{json, Value};
-use wormhole_tests::check::strip_ansi;
+use wormhole_tests::check::{assert_no_control_characters, strip_ansi};
 use wormhole_tests::{
     assert_success, python_script, python_wormhole, run, venv_python, Daemon, MailboxServer,
     Process, TIMEOUT,
@@ -30,6 +30,11 @@ const MAX_LINE_BYTES: usize = 4 << 20;
 const EXIT_FAILURE: i32 = 1;
 /// wormholectl's exit code for "the transfer was rejected / the peer reported an error".
 const EXIT_PEER: i32 = 5;
+
+/// How our `Error:` line shows the error of `garbage_peer.py --send hostile-error` (escape
+/// sequences that would set the window title, clear the screen, fake a prompt and hide what
+/// follows): escaped as Python's `repr` does.
+const HOSTILE_ERROR_SHOWN: &str = r"Error: remote error, transfer abandoned: \x1b]0;PWNED\x07\x1b[2J\x1b[31mEVIL...ok? (y/N) \x1b[8m";
 
 // ---------------------------------------------------------------------------------------------
 // Harness pieces of this file.
@@ -326,7 +331,8 @@ fn garbage_peer(server: &MailboxServer, args: &[&str]) -> Process {
 
 /// The garbage peer (arguments `peer_args`) allocates a code and sends its bad messages;
 /// `wormholectl receive` must fail with exit code 5 and an error containing every one of
-/// `expected`. Returns what the peer printed on stdout (the messages it got back).
+/// `expected`, with no control character of the peer's on its stderr. Returns what the peer
+/// printed on stdout (the messages it got back).
 fn receiver_of_garbage_fails(peer_args: &[&str], expected: &[&str]) -> String {
     let (server, mut daemon, healthy) = setup("healthy beside a garbage peer");
     let mut peer = garbage_peer(&server, peer_args);
@@ -336,6 +342,7 @@ fn receiver_of_garbage_fails(peer_args: &[&str], expected: &[&str]) -> String {
     for part in expected {
         assert!(error.contains(part), "{error:?} should mention {part:?}");
     }
+    assert_no_control_characters(&output.stderr, "wormholectl's stderr");
     assert_eq!(output.stdout, b"", "nothing was received");
     let peer_output = peer.wait_with_timeout(TIMEOUT);
     let peer_said = assert_success(&peer_output);
@@ -414,6 +421,37 @@ fn peer_answers_a_text_with_a_file_ack() {
     )
     .expect("the offer is JSON");
     assert_eq!(offer, json!({"offer": {"message": "a text, not a file"}}));
+    finish(&server, &mut daemon, healthy);
+}
+
+/// A sender's `error` made of escape sequences: our receiver's `Error:` line shows them escaped,
+/// and no raw control character reaches its stderr.
+#[test]
+fn a_hostile_senders_error_is_shown_escaped() {
+    receiver_of_garbage_fails(&["--send", "hostile-error"], &[HOSTILE_ERROR_SHOWN]);
+}
+
+/// A receiver answers our text offer with an `error` made of escape sequences: our sender's
+/// `Error:` line shows them escaped, and no raw control character reaches its stderr.
+#[test]
+fn a_hostile_receivers_error_is_shown_escaped() {
+    let (server, mut daemon, healthy) = setup("healthy beside a hostile receiver");
+    let mut sender = Process::spawn(daemon.ctl().args(["send", "--text", "for the hostile"]));
+    let code = sender.wormhole_code(TIMEOUT);
+    let peer = garbage_peer(
+        &server,
+        &[
+            "--code",
+            &code,
+            "--after-peer-message",
+            "--send",
+            "hostile-error",
+        ],
+    );
+    let output = sender.wait_with_timeout(TIMEOUT);
+    assert_eq!(error_line(&output, EXIT_PEER), HOSTILE_ERROR_SHOWN);
+    assert_no_control_characters(&output.stderr, "wormholectl's stderr");
+    assert_success(&peer.wait_with_timeout(TIMEOUT));
     finish(&server, &mut daemon, healthy);
 }
 

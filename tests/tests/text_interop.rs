@@ -12,8 +12,21 @@
 use std::io::Write;
 use std::process::{Output, Stdio};
 
-use wormhole_tests::check::{assert_ok, assert_our_failure, assert_received, ours, python};
+use wormhole_tests::check::{
+    assert_no_control_characters, assert_ok, assert_our_failure, assert_received, on_terminal,
+    ours, python,
+};
 use wormhole_tests::{run, Daemon, MailboxServer, Process, TIMEOUT};
+
+/// Escape sequences a hostile peer or server would have a terminal obey: set the window title,
+/// clear the screen, fake a prompt after a carriage return, hide what follows, a C1 CSI, and a
+/// bidi override.
+const HOSTILE: &str =
+    "\u{1b}]0;PWNED\u{7}\u{1b}[2J\u{1b}[31mEVIL\rok? (y/N) \u{1b}[8m\u{9b}2J\u{202e}end";
+
+/// [`HOSTILE`] as wormholectl shows it, escaped like Python's `repr`.
+const HOSTILE_SHOWN: &str =
+    r"\x1b]0;PWNED\x07\x1b[2J\x1b[31mEVIL\rok? (y/N) \x1b[8m\x9b2J\u202eend";
 
 /// Non-ASCII text: accents, a symbol, CJK and an emoji (4 bytes in UTF-8).
 const UNICODE: &str = "héllo wörld ✓ 日本語 🎉";
@@ -489,4 +502,65 @@ fn a_welcome_error_fails_ours_with_the_servers_words() {
         TIMEOUT,
     );
     assert_python_failure(&python_received, "closed for maintenance");
+}
+
+/// A message of the day made of escape sequences: ours shows it escaped (one line per line of
+/// it, as the reference does), and no raw control character reaches its stderr.
+#[test]
+fn a_hostile_motd_is_shown_escaped() {
+    let motd = format!("Welcome\n{HOSTILE}");
+    let server = MailboxServer::start_with_args(&["--motd", &motd]);
+    let daemon = Daemon::start(&server);
+    let mut sender = Process::spawn(&mut ours(&daemon, &["send", "--text", "motd seen"]));
+    let code = sender.wormhole_code(TIMEOUT);
+    let received = run(&mut python(&server, &["receive", &code]), TIMEOUT);
+    assert_received(&received, "motd seen");
+    let sent = sender.wait_with_timeout(TIMEOUT);
+    let (_, stderr) = assert_ok(&sent, "wormholectl send");
+    assert!(
+        stderr.contains(&format!("Server says:\n Welcome\n {HOSTILE_SHOWN}\n")),
+        "the MOTD is shown escaped:\n{stderr:?}"
+    );
+    assert_no_control_characters(&sent.stderr, "wormholectl's stderr");
+}
+
+/// A welcome error made of escape sequences: ours fails with the server's words escaped.
+#[test]
+fn a_hostile_welcome_error_is_shown_escaped() {
+    let server = MailboxServer::start_with_args(&["--signal-error", HOSTILE]);
+    let daemon = Daemon::start(&server);
+    let received = run(
+        &mut ours(&daemon, &["receive", "23-guitarist-revenge"]),
+        TIMEOUT,
+    );
+    assert_our_failure(&received, 4, &["refused", HOSTILE_SHOWN]);
+    assert_no_control_characters(&received.stderr, "wormholectl's stderr");
+}
+
+/// A received text of escape sequences goes to a pipe exactly as sent, and to a terminal
+/// escaped, its newlines and tabs kept.
+#[test]
+fn a_hostile_text_reaches_a_pipe_exactly_and_a_terminal_escaped() {
+    let server = MailboxServer::start();
+    let daemon = Daemon::start(&server);
+    let text = format!("line one\n\t{HOSTILE}");
+    let send = |server: &MailboxServer| {
+        let mut sender = Process::spawn(&mut python(server, &["send", "--no-qr", "--text", &text]));
+        let code = sender.wormhole_code(TIMEOUT);
+        (sender, code)
+    };
+
+    let (sender, code) = send(&server);
+    let received = run(&mut ours(&daemon, &["receive", &code]), TIMEOUT);
+    assert_received(&received, &text);
+    assert_ok(&sender.wait_with_timeout(TIMEOUT), "the Python sender");
+
+    let (sender, code) = send(&server);
+    let received = run(
+        &mut on_terminal(&ours(&daemon, &["receive", &code])),
+        TIMEOUT,
+    );
+    // Exact bytes: no raw control character but the newlines and the tab.
+    assert_received(&received, &format!("line one\n\t{HOSTILE_SHOWN}"));
+    assert_ok(&sender.wait_with_timeout(TIMEOUT), "the Python sender");
 }

@@ -8,7 +8,7 @@ use wormhole_protocol::control::{RequestBody, ResponseBody, WormholeId, Wormhole
 
 use crate::connection::{Connection, Start};
 use crate::exit::{ExitCode, Failure};
-use crate::settings;
+use crate::{escape, settings};
 
 /// `wormholectl list`: one line per wormhole on stdout (or the answer as JSON).
 pub(crate) fn list(json: bool) -> anyhow::Result<()> {
@@ -68,7 +68,8 @@ fn not_running() -> anyhow::Error {
     Failure::new(ExitCode::Connection, "wormholed is not running").into()
 }
 
-/// The human form of `list`: a header and one aligned line per wormhole.
+/// The human form of `list`: a header and one aligned line per wormhole. The code may hold the
+/// server's nameplate: it is escaped, as every field.
 fn render_list(wormholes: &[WormholeInfo]) -> String {
     if wormholes.is_empty() {
         return String::new();
@@ -78,9 +79,9 @@ fn render_list(wormholes: &[WormholeInfo]) -> String {
         text.push_str(&format!(
             "{:>4}  {:<10} {:<11} {}\n",
             w.wormhole,
-            w.kind,
-            w.state,
-            w.code.as_deref().unwrap_or("-")
+            escape::line(&w.kind),
+            escape::line(&w.state),
+            escape::line(w.code.as_deref().unwrap_or("-"))
         ));
     }
     text
@@ -112,6 +113,17 @@ mod tests {
             "  ID  KIND       STATE       CODE\n   \
              1  send-text  waiting     4-purple-sausages\n  \
              12  receive    connecting  -\n"
+        );
+        let odd = [WormholeInfo {
+            wormhole: 3,
+            kind: "receive".into(),
+            code: Some("4\u{1b}[2J-a-b".into()),
+            state: "waiting".into(),
+        }];
+        assert_eq!(
+            render_list(&odd),
+            "  ID  KIND       STATE       CODE\n   \
+             3  receive    waiting     4\\x1b[2J-a-b\n"
         );
     }
 }

@@ -9,6 +9,11 @@
 //! - `dilate watch [ID]` attaches (`attach`: this connection gets the wormhole's events from
 //!   now on), prints its state, then one line per event until it closes or another client
 //!   attaches; `--json` prints the `attach` answer and the event lines as wormholed sent them.
+//!
+//! Every string printed for a person (codes, the MOTD, warnings, errors, subprotocol names) may
+//! come from the peer or the server: it goes through [`escape::line`], so an event stays one
+//! line and its control characters are shown, not obeyed. `pipe` copies the subchannel's bytes
+//! unchanged: they are the application's data.
 
 use std::io::{self, Read, Write};
 use std::os::unix::net::UnixStream;
@@ -22,7 +27,7 @@ use wormhole_protocol::control::{
 use crate::cli::{DilateCommand, GlobalArgs};
 use crate::connection::{Connection, Start};
 use crate::exit::{ExitCode, Failure};
-use crate::settings;
+use crate::{escape, settings};
 
 /// Runs one `dilate` subcommand.
 pub(crate) fn run(global: &GlobalArgs, command: DilateCommand) -> anyhow::Result<()> {
@@ -81,7 +86,7 @@ fn open(
         }
         match received.event.kind {
             EventKind::Code { code } => {
-                eprintln!("Wormhole code is: {code}");
+                eprintln!("Wormhole code is: {}", escape::line(&code));
                 eprintln!("(wormhole {wormhole}; it stays open until `wormholectl dilate close {wormhole}`)");
             }
             EventKind::Dilated {} => {
@@ -183,8 +188,8 @@ fn list(json: bool) -> anyhow::Result<()> {
             format!(
                 "{} {} {}",
                 w.wormhole,
-                w.state,
-                w.code.as_deref().unwrap_or("-")
+                escape::line(&w.state),
+                escape::line(w.code.as_deref().unwrap_or("-"))
             )
         };
         writeln!(out, "{line}").context("writing to standard output")?;
@@ -287,53 +292,61 @@ fn render_state(state: &DilationState) -> String {
     let mut text = format!(
         "{} {} {} ({connected})\n",
         state.wormhole,
-        state.state,
-        state.code.as_deref().unwrap_or("-")
+        escape::line(&state.state),
+        escape::line(state.code.as_deref().unwrap_or("-"))
     );
     if !state.listening.is_empty() {
-        text.push_str(&format!("listening {}\n", state.listening.join(" ")));
+        let listening: Vec<_> = state.listening.iter().map(|s| escape::line(s)).collect();
+        text.push_str(&format!("listening {}\n", listening.join(" ")));
     }
     for sub in &state.subchannels {
         text.push_str(&format!(
             "subchannel {} {} {}\n",
             sub.subchannel,
-            sub.subprotocol,
-            sub.socket.as_deref().unwrap_or("(in use)")
+            escape::line(&sub.subprotocol),
+            escape::line(sub.socket.as_deref().unwrap_or("(in use)"))
         ));
     }
     text
 }
 
-/// The human form of an event: its name, then its fields. `line` is the JSON it came in, for
-/// the name of an event kind this wormholectl does not know.
+/// The human form of an event, one line: its name, then its fields, escaped. `line` is the JSON
+/// it came in, for the name of an event kind this wormholectl does not know.
 fn render_event(kind: &EventKind, line: &str) -> String {
+    use escape::line as esc;
     match kind {
-        EventKind::Motd { text } => format!("motd {text}"),
-        EventKind::Code { code } => format!("code {code}"),
-        EventKind::Key { verifier, .. } => format!("key {verifier}"),
-        EventKind::Warning { message } => format!("warning {message}"),
+        EventKind::Motd { text } => format!("motd {}", esc(text)),
+        EventKind::Code { code } => format!("code {}", esc(code)),
+        EventKind::Key { verifier, .. } => format!("key {}", esc(verifier)),
+        EventKind::Warning { message } => format!("warning {}", esc(message)),
         EventKind::Error { kind, message } => {
             let kind = serde_json::to_value(kind)
                 .ok()
                 .and_then(|v| v.as_str().map(str::to_owned))
                 .unwrap_or_default();
-            format!("error {kind}: {message}")
+            format!("error {}: {}", esc(&kind), esc(message))
         }
-        EventKind::Closed { mood } => format!("closed {mood}"),
+        EventKind::Closed { mood } => format!("closed {}", esc(mood)),
         EventKind::SubchannelOpened {
             subchannel,
             subprotocol,
             socket,
-        } => format!("subchannel-opened {subchannel} {subprotocol} {socket}"),
+        } => format!(
+            "subchannel-opened {subchannel} {} {}",
+            esc(subprotocol),
+            esc(socket)
+        ),
         EventKind::SubchannelClosed { subchannel } => format!("subchannel-closed {subchannel}"),
         EventKind::SubchannelRefused {
             subchannel,
             subprotocol,
-        } => format!("subchannel-refused {subchannel} {subprotocol}"),
-        _ => serde_json::from_str::<serde_json::Value>(line)
-            .ok()
-            .and_then(|v| v.get("event").and_then(|e| e.as_str().map(str::to_owned)))
-            .unwrap_or_else(|| line.to_owned()),
+        } => format!("subchannel-refused {subchannel} {}", esc(subprotocol)),
+        _ => {
+            let name = serde_json::from_str::<serde_json::Value>(line)
+                .ok()
+                .and_then(|v| v.get("event").and_then(|e| e.as_str().map(str::to_owned)));
+            esc(name.as_deref().unwrap_or(line)).into_owned()
+        }
     }
 }
 
@@ -382,5 +395,74 @@ mod tests {
         assert_eq!(render_event(&error, ""), "error peer: gone");
         let line = r#"{"wormhole":3,"event":"teleported"}"#;
         assert_eq!(render_event(&EventKind::Unknown, line), "teleported");
+    }
+
+    /// What the peer or the server says stays one line, its control characters shown.
+    #[test]
+    fn outside_text_is_escaped() {
+        let evil = "\u{1b}]0;PWNED\u{7}\u{1b}[2J\nfake";
+        let shown = "\\x1b]0;PWNED\\x07\\x1b[2J\\nfake";
+        let cases = [
+            (
+                EventKind::Motd { text: evil.into() },
+                format!("motd {shown}"),
+            ),
+            (
+                EventKind::Warning {
+                    message: evil.into(),
+                },
+                format!("warning {shown}"),
+            ),
+            (
+                EventKind::Error {
+                    kind: FailureKind::Peer,
+                    message: evil.into(),
+                },
+                format!("error peer: {shown}"),
+            ),
+            (
+                EventKind::SubchannelOpened {
+                    subchannel: 2,
+                    subprotocol: evil.into(),
+                    socket: "/s".into(),
+                },
+                format!("subchannel-opened 2 {shown} /s"),
+            ),
+            (
+                EventKind::SubchannelRefused {
+                    subchannel: 2,
+                    subprotocol: evil.into(),
+                },
+                format!("subchannel-refused 2 {shown}"),
+            ),
+        ];
+        for (event, expected) in cases {
+            assert_eq!(render_event(&event, ""), expected);
+        }
+        let line = r#"{"wormhole":3,"event":"tele\u001b[2Jported"}"#;
+        assert_eq!(
+            render_event(&EventKind::Unknown, line),
+            "tele\\x1b[2Jported"
+        );
+        let state = DilationState {
+            wormhole: 3,
+            code: Some(format!("4-{evil}")),
+            state: "dilated".into(),
+            dilated: true,
+            connected: true,
+            listening: vec![evil.into()],
+            subchannels: vec![SubchannelState {
+                subchannel: 1,
+                subprotocol: evil.into(),
+                socket: None,
+            }],
+        };
+        assert_eq!(
+            render_state(&state),
+            format!(
+                "3 dilated 4-{shown} (connected)\nlistening {shown}\n\
+                 subchannel 1 {shown} (in use)\n"
+            )
+        );
     }
 }

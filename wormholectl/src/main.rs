@@ -10,12 +10,14 @@
 //!
 //! Output: standard output carries only data (received text, `list`, `config`, or with `--json`
 //! one JSON line per event); everything for a person goes to standard error. A failure prints
-//! one line `Error: <message>` and exits with its code.
+//! one line `Error: <message>` and exits with its code. Whatever came from outside (a peer, the
+//! mailbox server, the daemon) reaches a terminal only through [`escape`].
 
 mod admin;
 mod cli;
 mod connection;
 mod dilate;
+mod escape;
 mod exit;
 mod prompt;
 mod session;
@@ -32,13 +34,20 @@ use crate::cli::{Cli, Command};
 fn main() -> process::ExitCode {
     // A bug must not show a Rust panic and backtrace to the user: one line, like every error.
     std::panic::set_hook(Box::new(|info| {
-        eprintln!("Error: internal error in wormholectl: {info}");
+        let info = info.to_string();
+        eprintln!(
+            "Error: internal error in wormholectl: {}",
+            escape::line(&info)
+        );
     }));
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => process::ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("Error: {error:#}");
+            // The message may quote a peer or a server (`remote error, transfer abandoned:
+            // …`): one line, with its control characters shown, never obeyed.
+            let message = format!("{error:#}");
+            eprintln!("Error: {}", escape::line(&message));
             process::ExitCode::from(exit::exit_code_of(&error).code())
         }
     }

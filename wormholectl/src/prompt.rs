@@ -4,6 +4,7 @@
 //!
 //! Prompts go to stderr or the terminal, never to stdout, which carries only received text.
 
+use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, IsTerminal, Write};
@@ -19,6 +20,7 @@ use rustyline::{Behavior, CompletionType, Config, Editor, Helper};
 use wormhole_protocol::control::{RequestBody, ResponseBody, WormholeId};
 
 use crate::connection::Connection;
+use crate::escape;
 use crate::exit::{ExitCode, Failure};
 
 /// The prompt of an interactive `receive`, as the reference's.
@@ -174,10 +176,20 @@ impl Completer for CodeHelper<'_> {
         });
         // A failed completion offers nothing; the error shows up as an event later.
         match answer {
-            Ok(ResponseBody::Completions { completions }) => Ok((0, completions)),
+            Ok(ResponseBody::Completions { completions }) => Ok((0, printable(completions))),
             _ => Ok((0, Vec::new())),
         }
     }
+}
+
+/// The completions that are safe to show and insert as they are. A candidate holds a nameplate
+/// of the server's `nameplates` list; one with a control character (which the terminal would
+/// obey when the list is shown) is no code anyone can type: dropped.
+fn printable(completions: Vec<String>) -> Vec<String> {
+    completions
+        .into_iter()
+        .filter(|c| matches!(escape::line(c), Cow::Borrowed(_)))
+        .collect()
 }
 
 impl Hinter for CodeHelper<'_> {
@@ -210,6 +222,17 @@ mod tests {
         assert_eq!(parse_answer("no\n"), Some(false));
         assert_eq!(parse_answer("y\n"), None);
         assert_eq!(parse_answer("\n"), None);
+    }
+
+    #[test]
+    fn completions_with_control_characters_are_dropped() {
+        let offered = vec![
+            "4-".to_owned(),
+            "5\u{1b}]0;PWNED\u{7}-".to_owned(),
+            "6\u{202e}-".to_owned(),
+            "7-guitarist".to_owned(),
+        ];
+        assert_eq!(printable(offered), ["4-", "7-guitarist"]);
     }
 
     #[test]

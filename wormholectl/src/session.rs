@@ -7,11 +7,17 @@
 //!
 //! States: running → failed (an `error` event was seen; waiting for `closed`) → done. Inputs:
 //! events. Outputs: lines, [`Step::Confirm`] (ask the user about the verifier), [`Step::Done`].
+//!
+//! Every string of an event may come from the peer or the mailbox server, so each reaches the
+//! human stream through [`escape`] (one line each); the received text goes to
+//! the data stream exactly as sent, or escaped with its newlines kept when that is a terminal
+//! ([`Session::escaping_text`]).
 
 use std::io::{self, Write};
 
 use wormhole_protocol::control::EventKind;
 
+use crate::escape::{self, Layout};
 use crate::exit::{ExitCode, Failure};
 
 /// Which side of the wormhole we are, and what the user asked to see.
@@ -69,6 +75,8 @@ pub(crate) struct Session {
     offered: Option<String>,
     /// Whether the file or directory arrived (`received`) or was confirmed (`sent`).
     got_file: bool,
+    /// Whether the received text is escaped (the data stream is a terminal).
+    escape_text: bool,
 }
 
 impl Session {
@@ -81,6 +89,16 @@ impl Session {
             file: false,
             offered: None,
             got_file: false,
+            escape_text: false,
+        }
+    }
+
+    /// The same session, escaping the received text if `terminal` (the data stream is one):
+    /// its control characters are shown, not obeyed; newlines and tabs are kept.
+    pub(crate) fn escaping_text(self, terminal: bool) -> Self {
+        Self {
+            escape_text: terminal,
+            ..self
         }
     }
 
@@ -101,11 +119,13 @@ impl Session {
     ) -> io::Result<Step> {
         match kind {
             EventKind::Motd { text } => {
-                let lines: Vec<&str> = text.lines().collect();
+                let lines: Vec<_> = text.lines().map(escape::line).collect();
                 writeln!(human, "Server says:\n {}", lines.join("\n "))?;
             }
             EventKind::Code { code } => {
                 if let Role::Sender { verify } = self.role {
+                    // The nameplate is the server's choice.
+                    let code = escape::line(code);
                     let flags = if verify { "--verify " } else { "" };
                     writeln!(human, "Wormhole code is: {code}")?;
                     writeln!(human, "On the other computer, please run:")?;
@@ -129,12 +149,19 @@ impl Session {
             EventKind::Message { text } => {
                 if let Role::Receiver { .. } = self.role {
                     self.got_message = true;
+                    let text = if self.escape_text {
+                        escape::escape(text, Layout::Text)
+                    } else {
+                        text.into()
+                    };
                     data.write_all(text.as_bytes())?;
                     data.write_all(b"\n")?;
                     data.flush()?;
                 }
             }
-            EventKind::Warning { message } => writeln!(human, "Warning: {message}")?,
+            EventKind::Warning { message } => {
+                writeln!(human, "Warning: {}", escape::line(message))?
+            }
             EventKind::Error { kind, message } => {
                 if self.failure.is_none() {
                     self.failure = Some(Failure::new(ExitCode::of_failure(*kind), message.clone()));
@@ -149,7 +176,7 @@ impl Session {
                 ..
             } => {
                 let size = natural_size(usize::try_from(*size).unwrap_or(usize::MAX));
-                let name = name.escape_debug();
+                let name = escape::line(name);
                 self.offered = Some(kind.clone());
                 if kind == "directory" {
                     writeln!(human, "Receiving directory ({size}) into: {name}/")?;
@@ -176,7 +203,7 @@ impl Session {
                 } else {
                     "Received file written to"
                 };
-                writeln!(human, "{what}: {}", path.escape_debug())?;
+                writeln!(human, "{what}: {}", escape::line(path))?;
                 return Ok(Step::DataDone);
             }
             EventKind::Sent {} => {
@@ -478,6 +505,67 @@ mod tests {
             .handle(&closed("happy"), &mut Vec::new(), &mut io::sink())
             .expect("writes");
         assert!(matches!(step, Step::Done(Err(_))));
+    }
+
+    /// What a peer or the server says reaches stderr escaped, one line each; the received
+    /// text reaches stdout exactly, or escaped with its newlines when stdout is a terminal.
+    #[test]
+    fn outside_text_is_escaped_for_the_terminal() {
+        const EVIL: &str = "\u{1b}]0;PWNED\u{7}\u{1b}[2J\u{1b}[31mEVIL...ok? (y/N) \u{1b}[8m";
+        const SHOWN: &str = "\\x1b]0;PWNED\\x07\\x1b[2J\\x1b[31mEVIL...ok? (y/N) \\x1b[8m";
+        let text = format!("line one\n\t{EVIL}\r\n");
+        let events = [
+            EventKind::Motd {
+                text: format!("hello\n{EVIL}\r\nbye\u{9b}"),
+            },
+            EventKind::Code {
+                code: format!("4{EVIL}-a-b"),
+            },
+            EventKind::Warning {
+                message: format!("odd\n{EVIL}"),
+            },
+            EventKind::Message { text: text.clone() },
+            EventKind::Offer {
+                kind: "file".into(),
+                name: format!("a{EVIL}\u{202e}fdp.exe"),
+                size: 1,
+                numfiles: None,
+                numbytes: None,
+                destination: "/x".into(),
+            },
+            EventKind::Received {
+                path: format!("/x/a{EVIL}"),
+            },
+        ];
+        let (human, data, _) = run(Role::Receiver { verify: false }, &events);
+        assert!(!human.contains('\u{1b}'), "{human:?}");
+        assert_eq!(
+            human,
+            format!(
+                "Server says:\n hello\n {SHOWN}\n bye\\x9b\nWarning: odd\\n{SHOWN}\n\
+                 Receiving file (1 Byte) into: a{SHOWN}\\u202efdp.exe\n\
+                 Received file written to: /x/a{SHOWN}\n"
+            )
+        );
+        assert_eq!(data, format!("{text}\n"), "a pipe gets the text exactly");
+
+        let mut session = Session::new(Role::Receiver { verify: false }).escaping_text(true);
+        let mut terminal = Vec::new();
+        session
+            .handle(&events[3], &mut io::sink(), &mut terminal)
+            .expect("writes");
+        assert_eq!(
+            String::from_utf8(terminal).expect("UTF-8"),
+            format!("line one\n\t{SHOWN}\\r\n\n"),
+            "a terminal gets it escaped, newlines and tabs kept"
+        );
+
+        let (human, _, _) = run(Role::Sender { verify: false }, &events[1..2]);
+        assert!(
+            human.contains(&format!("Wormhole code is: 4{SHOWN}-a-b\n")),
+            "{human:?}"
+        );
+        assert!(!human.contains('\u{1b}'), "{human:?}");
     }
 
     #[test]

@@ -14,7 +14,7 @@ use crate::cli::{GlobalArgs, ReceiveArgs, SendArgs};
 use crate::connection::{Connection, Start};
 use crate::exit::{exit_code_of, ExitCode, Failure};
 use crate::session::{natural_size, Role, Session, Step};
-use crate::{prompt, settings};
+use crate::{escape, prompt, settings};
 
 /// `wormholectl send`.
 pub(crate) fn send(global: &GlobalArgs, args: SendArgs) -> anyhow::Result<()> {
@@ -74,7 +74,7 @@ fn send_file(global: &GlobalArgs, args: SendArgs) -> anyhow::Result<()> {
         eprintln!("Building zipfile..");
     } else {
         let size = natural_size(usize::try_from(meta.len()).unwrap_or(usize::MAX));
-        eprintln!("Sending {size} file named '{}'", name.escape_debug());
+        eprintln!("Sending {size} file named '{}'", escape::line(&name));
     }
     let mut connection = connect()?;
     let wormhole = created(connection.request(RequestBody::SendFile {
@@ -121,9 +121,11 @@ pub(crate) fn receive(global: &GlobalArgs, args: ReceiveArgs) -> anyhow::Result<
     follow(
         &mut connection,
         wormhole,
+        // A text that goes to a terminal is escaped; to a pipe or a file, it goes exactly.
         Session::new(Role::Receiver {
             verify: args.verify,
-        }),
+        })
+        .escaping_text(!global.json && io::stdout().is_terminal()),
         display,
     )
 }
