@@ -2,8 +2,9 @@
 
 Builds the same service as `twist wormhole-mailbox` (wormhole_mailbox_server.server_tap) from the
 package's own functions, with an in-memory channel database (or the file given by --channel-db,
-so that its state survives a restart), no usage database, and the listener bound to 127.0.0.1
-only. Prints `listening <port>` on stdout once ready; see _harness.py.
+so that its state survives a restart), no usage database (or the file given by --usage-db, where
+the server records each mailbox's result: happy, lonely, errory, scary ...), and the listener
+bound to 127.0.0.1 only. Prints `listening <port>` on stdout once ready; see _harness.py.
 
 --hold-nameplate N makes two made-up sides claim nameplate N (of the file-transfer appid) through
 the server's own claim code before it listens, exactly as two clients that claimed N and have not
@@ -51,6 +52,12 @@ def main():
         "on the same file keeps its nameplates, mailboxes and messages",
     )
     parser.add_argument(
+        "--usage-db",
+        default=None,
+        metavar="PATH",
+        help="SQLite file for the usage database (table `mailboxes`, column `result`)",
+    )
+    parser.add_argument(
         "--hold-nameplate",
         action="append",
         default=[],
@@ -75,7 +82,10 @@ def main():
     from twisted.internet import reactor
     from twisted.internet.task import LoopingCall
     from twisted.python import log
-    from wormhole_mailbox_server.database import create_or_upgrade_channel_db
+    from wormhole_mailbox_server.database import (
+        create_or_upgrade_channel_db,
+        create_or_upgrade_usage_db,
+    )
     from wormhole_mailbox_server.server import make_server
     from wormhole_mailbox_server.server_tap import (
         CHANNEL_EXPIRATION_TIME,
@@ -90,7 +100,7 @@ def main():
         advertise_version=args.advertise_version,
         signal_error=args.signal_error,
         blur_usage=None,
-        usage_db=None,
+        usage_db=create_or_upgrade_usage_db(args.usage_db) if args.usage_db else None,
         log_file=None,
         welcome_motd=args.motd,
     )

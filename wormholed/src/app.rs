@@ -359,17 +359,23 @@ impl WormholeApp {
         self.closing = true;
         self.registry
             .do_send(WormholeNote::State(self.id, "closing"));
-        self.feed(Input::Close);
+        // A failure after verification closes `errory`, not `happy` as the reference does, so
+        // that the server's statistics and an app watching `closed` can tell it from success.
+        self.feed(if self.failed {
+            Input::CloseFailed
+        } else {
+            Input::Close
+        });
         ctx.run_later(CLOSE_GRACE, |app, ctx| {
             tracing::info!(
                 wormhole = app.id,
                 "the server did not confirm the close in time"
             );
             (app.halt)();
-            let mood = if app.verified {
-                Mood::Happy
-            } else {
-                Mood::Lonely
+            let mood = match (app.verified, app.failed) {
+                (true, false) => Mood::Happy,
+                (true, true) => Mood::Errory,
+                (false, _) => Mood::Lonely,
             };
             app.finish(mood, ctx);
         });

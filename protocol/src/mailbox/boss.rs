@@ -8,7 +8,7 @@
 //! something decrypted) → `Closing` (S3: mood and error chosen, waiting for the Terminator) →
 //! `Closed` (S4).
 //!
-//! Inputs ([`In`]): `Send`, `SendPhase`, `Close` (application); `RxWelcome`, `RxError`, `Fatal` (Rendezvous);
+//! Inputs ([`In`]): `Send`, `SendPhase`, `Close`, `CloseFailed` (application); `RxWelcome`, `RxError`, `Fatal` (Rendezvous);
 //! `ProtocolError` (any machine, or the host's abort); `GotCode` (Code); `GotKey`, `Scared` (Key);
 //! `Happy`, `GotVerifier`, `GotMessage`, `Scared` (Receive); `Nameplates`, `Warning` (Input,
 //! Rendezvous); `Closed` (Terminator).
@@ -20,7 +20,9 @@
 //! `got_message` routing to the Dilator) are re-ordered strictly like the numeric phases, with a
 //! separate counter and held map, and delivered as [`Event::Dilate`].
 //!
-//! Close moods: `lonely` when closed before anything decrypted, `happy` after, `scary` on a bad
+//! Close moods: `lonely` when closed before anything decrypted, `happy` after, `errory` after
+//! when the application says that what it did failed (`CloseFailed`: a transfer error, a
+//! cancel; the reference closes `happy` then, we tell the server and the app the truth), `scary` on a bad
 //! pake or decrypt ([`WormholeError::WrongCode`]), `errory` on a server `error`
 //! ([`WormholeError::Server`]) or a protocol violation ([`WormholeError::Protocol`]),
 //! `unwelcome` on a welcome `error` ([`WormholeError::Welcome`]).
@@ -43,6 +45,8 @@ pub(crate) enum In {
         plaintext: Vec<u8>,
     },
     Close,
+    /// Close because the application's work failed: `errory` once verified, else `lonely`.
+    CloseFailed,
     RxWelcome(Welcome),
     RxError(String),
     /// Ends the wormhole at once, with no close handshake (nothing is connected).
@@ -153,11 +157,12 @@ impl Boss {
                     );
                 }
             }
-            In::Close => {
-                let mood = if self.state == State::Happy {
-                    Mood::Happy
-                } else {
-                    Mood::Lonely
+            In::Close | In::CloseFailed => {
+                let failed = matches!(input, In::CloseFailed);
+                let mood = match (self.state == State::Happy, failed) {
+                    (true, false) => Mood::Happy,
+                    (true, true) => Mood::Errory,
+                    (false, _) => Mood::Lonely,
                 };
                 self.close(mood, None, ctx);
             }
@@ -543,6 +548,13 @@ mod tests {
                 None,
             ),
             (vec![In::Happy, In::Close], Mood::Happy, None),
+            (vec![In::Happy, In::CloseFailed], Mood::Errory, None),
+            (vec![In::CloseFailed], Mood::Lonely, None),
+            (
+                vec![In::Happy, In::Scared, In::CloseFailed],
+                Mood::Scary,
+                Some(WormholeError::WrongCode),
+            ),
             (
                 vec![In::Happy, In::Scared],
                 Mood::Scary,

@@ -147,6 +147,10 @@ pub enum Input {
     },
     /// Close the wormhole: mood is chosen by the machine (happy after verification, else lonely).
     Close,
+    /// Close the wormhole because the application's work failed after verification (a transfer
+    /// error, a cancel): mood `errory`, where the reference says `happy`; `lonely` before
+    /// verification.
+    CloseFailed,
     /// End the wormhole now with mood `errory` and [`WormholeError::Protocol`] carrying this text
     /// (the host saw something fatal at the IO edge, e.g. an oversized or binary frame).
     Abort(String),
@@ -346,6 +350,7 @@ impl Wormhole {
                 Route::Boss(boss::In::SendPhase { phase, plaintext })
             }
             Input::Close => Route::Boss(boss::In::Close),
+            Input::CloseFailed => Route::Boss(boss::In::CloseFailed),
             Input::Abort(why) => Route::Boss(boss::In::Fatal(WormholeError::Protocol(why))),
             Input::RefreshNameplates => Route::Input(input::In::Refresh),
             Input::ChooseNameplate(nameplate) => {
