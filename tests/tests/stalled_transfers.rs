@@ -273,3 +273,46 @@ fn a_killed_daemons_temporary_file_is_removed_by_the_next_one() {
     receiver.kill();
     sender.kill();
 }
+
+/// What cannot be sent is refused before a code exists: a FIFO (which would read as 0 bytes)
+/// and a folder whose names collide once made UTF-8 (`a\xff`, `a\xfe`): the command fails with
+/// the reason, prints no code and no "Sending", and the daemon holds no wormhole.
+#[test]
+fn what_cannot_be_sent_is_refused_before_a_code() {
+    use std::os::unix::ffi::OsStrExt;
+
+    let setup = Setup::start(&[]);
+    let src = setup.folder("src");
+    let fifo = src.join("fifo");
+    let made = Command::new("mkfifo").arg(&fifo).status().expect("mkfifo");
+    assert!(made.success());
+    let odd = setup.folder("src/odd");
+    for name in [&b"a\xff"[..], &b"a\xfe"[..]] {
+        fs::write(odd.join(std::ffi::OsStr::from_bytes(name)), b"x").expect("write");
+    }
+    for (what, reason) in [
+        ("fifo", "is neither file nor directory"),
+        ("odd", "building the zipfile"),
+    ] {
+        let output = run(
+            setup.daemon.ctl().current_dir(&src).args(["send", what]),
+            TIMEOUT,
+        );
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{what}: {stderr}");
+        assert!(stderr.contains(reason), "{what}: {stderr}");
+        assert!(
+            !stderr.contains("Wormhole code is") && !stderr.contains("Sending"),
+            "{what}: {stderr}"
+        );
+    }
+    // The daemon refuses the FIFO too when an app asks it directly.
+    let mut control = wormhole_tests::Control::connect(&setup.daemon);
+    let answer = control.request(serde_json::json!({
+        "op": "send-file",
+        "path": fifo.to_str().expect("utf-8"),
+    }));
+    assert_eq!(answer["error"]["code"], "invalid-argument", "{answer}");
+    let listed = control.request(serde_json::json!({"op": "list"}));
+    assert_eq!(listed["ok"]["wormholes"], serde_json::json!([]), "{listed}");
+}

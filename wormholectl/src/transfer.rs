@@ -66,17 +66,26 @@ fn send_file(global: &GlobalArgs, args: SendArgs) -> anyhow::Result<()> {
             format!("Cannot send: no file/directory named '{}'", what.display()),
         )
     })?;
+    if !meta.is_file() && !meta.is_dir() {
+        return Err(Failure::new(
+            ExitCode::Usage,
+            format!(
+                "Cannot send: '{}' is neither file nor directory",
+                escape::line(&what.display().to_string())
+            ),
+        )
+        .into());
+    }
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     if meta.is_dir() {
         eprintln!("Building zipfile..");
-    } else {
-        let size = natural_size(usize::try_from(meta.len()).unwrap_or(usize::MAX));
-        eprintln!("Sending {size} file named '{}'", escape::line(&name));
     }
     let mut connection = connect()?;
+    // The daemon answers once the offer is built (a folder zipped, a file opened), and refuses
+    // what cannot be sent before any code exists.
     let wormhole = created(connection.request(RequestBody::SendFile {
         path: path.to_string_lossy().into_owned(),
         code: args.code,
@@ -85,6 +94,10 @@ fn send_file(global: &GlobalArgs, args: SendArgs) -> anyhow::Result<()> {
         options: global.wormhole_options(),
         transit: global.transit_options(args.data.no_listen),
     })?)?;
+    if meta.is_file() {
+        let size = natural_size(usize::try_from(meta.len()).unwrap_or(usize::MAX));
+        eprintln!("Sending {size} file named '{}'", escape::line(&name));
+    }
     follow(
         &mut connection,
         wormhole,

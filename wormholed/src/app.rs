@@ -26,6 +26,7 @@ use wormhole_protocol::transfer::{
     TransferError, TRANSFER_REJECTED,
 };
 
+use crate::file_transfer::BuiltOffer;
 use crate::host::Feed;
 use crate::registry::{Client, ToClient, WormholeNote};
 use crate::transit::TransitConfig;
@@ -33,8 +34,10 @@ use crate::transit::TransitConfig;
 /// How long a closing wormhole may wait for the server before it is torn down anyway.
 const CLOSE_GRACE: Duration = Duration::from_secs(10);
 
+pub(crate) use files::validate_send_path;
+
 /// What a wormhole was created to do.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub(crate) enum WormholeKind {
     /// Send one text message.
     SendText {
@@ -49,8 +52,9 @@ pub(crate) enum WormholeKind {
     },
     /// Send a file or a directory.
     SendFile {
-        /// Absolute path of what to send.
-        path: PathBuf,
+        /// What to send, built before the wormhole (so that what cannot be sent is refused
+        /// before a code is allocated).
+        offer: BuiltOffer,
         /// A code chosen by the user, instead of an allocated one.
         code: Option<String>,
         /// Words of an allocated code.
@@ -109,14 +113,8 @@ impl WormholeKind {
                 code, code_length, ..
             } => (code, *code_length),
             Self::SendFile {
-                path,
-                code,
-                code_length,
-                ..
-            } => {
-                files::validate_send_path(path)?;
-                (code, *code_length)
-            }
+                code, code_length, ..
+            } => (code, *code_length),
             Self::Receive {
                 code,
                 output,
@@ -134,19 +132,7 @@ impl WormholeKind {
                 (code, None)
             }
         };
-        if let Some(code) = code {
-            code::validate_code(code)
-                .map_err(|e| ControlError::new(ErrorCode::InvalidArgument, e.to_string()))?;
-        }
-        if let Some(length) = length {
-            if length == 0 || length > MAX_CODE_WORDS {
-                return Err(ControlError::new(
-                    ErrorCode::InvalidArgument,
-                    format!("code length must be between 1 and {MAX_CODE_WORDS} words"),
-                ));
-            }
-        }
-        Ok(())
+        validate_code(code.as_deref(), length)
     }
 
     /// Where the wormhole's code comes from.
@@ -169,6 +155,23 @@ impl WormholeKind {
             Self::Receive { code: None, .. } => CodeSource::Interactive,
         }
     }
+}
+
+/// Checks a code given by the user and a code length, when present.
+pub(crate) fn validate_code(code: Option<&str>, length: Option<usize>) -> Result<(), ControlError> {
+    if let Some(code) = code {
+        code::validate_code(code)
+            .map_err(|e| ControlError::new(ErrorCode::InvalidArgument, e.to_string()))?;
+    }
+    if let Some(length) = length {
+        if length == 0 || length > MAX_CODE_WORDS {
+            return Err(ControlError::new(
+                ErrorCode::InvalidArgument,
+                format!("code length must be between 1 and {MAX_CODE_WORDS} words"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// An event from the wormhole's protocol machine.
@@ -292,9 +295,11 @@ impl WormholeApp {
             WormholeKind::SendText { text, verify, .. } => {
                 (Transfer::Send(TextSender::new(text)), verify, None)
             }
-            WormholeKind::SendFile { path, verify, .. } => {
-                (Transfer::SendFile(files::SendSide::new(path)), verify, None)
-            }
+            WormholeKind::SendFile { offer, verify, .. } => (
+                Transfer::SendFile(files::SendSide::new(offer)),
+                verify,
+                None,
+            ),
             WormholeKind::Receive {
                 code,
                 accept_file,
@@ -613,10 +618,6 @@ pub(crate) fn failure_kind(error: &WormholeError) -> FailureKind {
 
 impl Actor for WormholeApp {
     type Context = Context<Self>;
-
-    fn started(&mut self, ctx: &mut Context<Self>) {
-        self.start_files(ctx);
-    }
 }
 
 impl Handler<AppEvent> for WormholeApp {

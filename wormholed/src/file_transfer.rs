@@ -59,8 +59,8 @@ const PROGRESS_INTERVAL: Duration = Duration::from_millis(100);
 pub(crate) enum Source {
     /// A regular file, read in place.
     File {
-        /// Its path.
-        path: PathBuf,
+        /// It, open for reading.
+        file: File,
     },
     /// A directory, zipped to a temporary file (removed when dropped).
     Zip {
@@ -69,8 +69,21 @@ pub(crate) enum Source {
     },
 }
 
-/// Stats `path` and builds the offer (blocking: a directory is zipped first).
-pub(crate) fn build_offer(path: &Path) -> Result<(Offer, Source, u64), String> {
+/// An offer ready to send: what the peer is told, and the bytes that follow it.
+#[derive(Debug)]
+pub(crate) struct BuiltOffer {
+    /// The offer message.
+    pub(crate) offer: Offer,
+    /// The bytes.
+    pub(crate) source: Source,
+    /// Their number.
+    pub(crate) total: u64,
+}
+
+/// Stats `path` and builds the offer (blocking: a directory is zipped first). Anything that
+/// cannot be sent (not a file or folder, unreadable, a folder that cannot be zipped) is an error
+/// here, before any wormhole exists.
+pub(crate) fn build_offer(path: &Path) -> Result<BuiltOffer, String> {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -82,17 +95,19 @@ pub(crate) fn build_offer(path: &Path) -> Result<(Offer, Source, u64), String> {
         )
     })?;
     if meta.is_file() {
+        // Opened now: an unreadable file is refused before a code exists, and the bytes sent
+        // are those of the file that was offered.
+        let file = File::open(path)
+            .map_err(|e| format!("Cannot send: cannot read '{}' ({e})", path.display()))?;
         let offer = Offer::File(FileOffer {
             filename: name,
             filesize: meta.len(),
         });
-        return Ok((
+        return Ok(BuiltOffer {
             offer,
-            Source::File {
-                path: path.to_owned(),
-            },
-            meta.len(),
-        ));
+            source: Source::File { file },
+            total: meta.len(),
+        });
     }
     if !meta.is_dir() {
         return Err(format!(
@@ -100,7 +115,12 @@ pub(crate) fn build_offer(path: &Path) -> Result<(Offer, Source, u64), String> {
             path.display()
         ));
     }
-    let (file, counts) = zip_directory(path).map_err(|e| format!("building the zipfile: {e}"))?;
+    let (file, counts) = zip_directory(path).map_err(|e| {
+        format!(
+            "Cannot send '{}': building the zipfile: {e}",
+            path.display()
+        )
+    })?;
     let zipsize = file.as_file().metadata().map_err(|e| e.to_string())?.len();
     let offer = Offer::Directory(DirectoryOffer {
         mode: DIRECTORY_MODE_ZIPFILE_DEFLATED.to_owned(),
@@ -109,7 +129,11 @@ pub(crate) fn build_offer(path: &Path) -> Result<(Offer, Source, u64), String> {
         numbytes: counts.numbytes,
         numfiles: counts.numfiles,
     });
-    Ok((offer, Source::Zip { file }, zipsize))
+    Ok(BuiltOffer {
+        offer,
+        source: Source::Zip { file },
+        total: zipsize,
+    })
 }
 
 /// Zips `root` as the reference does: STORED entries named relative to `root` (no top folder),
@@ -448,7 +472,7 @@ fn send_data(
         .split()
         .map_err(|e| DataError::io("transit", &e))?;
     let file = match source {
-        Source::File { path } => File::open(path),
+        Source::File { file } => file.try_clone(),
         Source::Zip { file } => file.reopen(),
     }
     .map_err(|e| DataError::io("opening the file to send", &e))?;
@@ -976,7 +1000,11 @@ mod tests {
         fs::write(root.join("sub/run.sh"), b"#!/bin/sh\n").expect("write");
         fs::set_permissions(root.join("sub/run.sh"), fs::Permissions::from_mode(0o755))
             .expect("chmod");
-        let (offer, source, total) = build_offer(&root).expect("offer");
+        let BuiltOffer {
+            offer,
+            source,
+            total,
+        } = build_offer(&root).expect("offer");
         let Offer::Directory(directory) = offer else {
             panic!("a directory offer")
         };

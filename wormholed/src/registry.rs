@@ -9,6 +9,7 @@
 //! response always reaches the client before the first event of that wormhole.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -19,8 +20,9 @@ use wormhole_protocol::control::{
 
 use wormhole_protocol::mailbox::CodeSource;
 
-use crate::app::{AppCommand, WormholeKind};
+use crate::app::{validate_code, validate_send_path, AppCommand, WormholeKind};
 use crate::dilation::DilateCommand;
+use crate::file_transfer::{self, BuiltOffer};
 use crate::wire::{self, Settings};
 
 /// Identifies one control connection.
@@ -130,9 +132,10 @@ impl Registry {
         let id = self.next_id;
         self.next_id += 1;
         let settings = self.settings.with_overrides(options);
+        let name = kind.name();
         let commands = wire::spawn_wormhole(
             id,
-            kind.clone(),
+            kind,
             &settings,
             client.clone(),
             ctx.address().recipient(),
@@ -140,7 +143,7 @@ impl Registry {
         self.wormholes.insert(
             id,
             Entry {
-                kind: kind.name(),
+                kind: name,
                 owner: client.session,
                 code: None,
                 state: "connecting",
@@ -264,6 +267,69 @@ impl Actor for Registry {
     type Context = Context<Self>;
 }
 
+/// A `send-file` request whose offer is being built.
+struct PendingSendFile {
+    client: Client,
+    id: u64,
+    code: Option<String>,
+    code_length: Option<usize>,
+    verify: bool,
+    options: WormholeOptions,
+    transit: TransitOptions,
+}
+
+/// The offer of a [`PendingSendFile`] is built (or cannot be).
+#[derive(Message)]
+#[rtype(result = "()")]
+struct OfferBuilt {
+    request: PendingSendFile,
+    built: Result<BuiltOffer, String>,
+}
+
+impl Handler<OfferBuilt> for Registry {
+    type Result = ();
+
+    /// Creates the wormhole now that what it sends is known to be sendable.
+    fn handle(&mut self, OfferBuilt { request, built }: OfferBuilt, ctx: &mut Context<Self>) {
+        let PendingSendFile {
+            client,
+            id,
+            code,
+            code_length,
+            verify,
+            options,
+            transit,
+        } = request;
+        let offer = match built {
+            _ if self.shutting_down => {
+                return client.respond(
+                    id,
+                    Err(ControlError::new(
+                        ErrorCode::ShuttingDown,
+                        "wormholed is shutting down",
+                    )),
+                )
+            }
+            Ok(offer) => offer,
+            Err(message) => {
+                return client.respond(
+                    id,
+                    Err(ControlError::new(ErrorCode::InvalidArgument, message)),
+                )
+            }
+        };
+        let kind = WormholeKind::SendFile {
+            offer,
+            code,
+            code_length,
+            verify,
+            transit,
+        };
+        let wormhole = self.create(ctx, &client, kind, &options);
+        client.respond(id, Ok(ResponseBody::Created { wormhole }));
+    }
+}
+
 impl Handler<ClientRequest> for Registry {
     type Result = ();
 
@@ -307,18 +373,40 @@ impl Handler<ClientRequest> for Registry {
                 options,
                 transit,
             } => {
-                let kind = WormholeKind::SendFile {
-                    path: path.into(),
+                let path = PathBuf::from(path);
+                let checked = validate_send_path(&path)
+                    .and_then(|()| validate_code(code.as_deref(), code_length));
+                if let Err(err) = checked {
+                    return client.respond(id, Err(err));
+                }
+                // What cannot be sent is refused before a code exists: the offer (a folder's
+                // zip too) is built off the arbiter first, as the reference does.
+                let request = PendingSendFile {
+                    client,
+                    id,
                     code,
                     code_length,
                     verify,
+                    options,
                     transit,
                 };
-                if let Err(err) = kind.validate() {
-                    return client.respond(id, Err(err));
+                let asker = request.client.clone();
+                let ready = ctx.address().recipient::<OfferBuilt>();
+                let spawned = std::thread::Builder::new()
+                    .name("wormholed-offer".into())
+                    .spawn(move || {
+                        let built = file_transfer::build_offer(&path);
+                        ready.do_send(OfferBuilt { request, built });
+                    });
+                if let Err(e) = spawned {
+                    asker.respond(
+                        id,
+                        Err(ControlError::new(
+                            ErrorCode::InvalidState,
+                            format!("cannot start a thread to build the offer: {e}"),
+                        )),
+                    );
                 }
-                let wormhole = self.create(ctx, &client, kind, &options);
-                client.respond(id, Ok(ResponseBody::Created { wormhole }));
             }
             RequestBody::Receive {
                 code,

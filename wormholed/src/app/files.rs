@@ -14,16 +14,18 @@ use actix::prelude::*;
 use wormhole_protocol::control::{ControlError, ErrorCode, EventKind, FailureKind, ResponseBody};
 use wormhole_protocol::crypto;
 use wormhole_protocol::transfer::{
-    FileReceiverInput, FileSender, FileSenderInput, FileSenderOutput, IncomingOffer, Offer,
+    FileReceiverInput, FileSender, FileSenderInput, FileSenderOutput, IncomingOffer,
 };
 
 use super::{Transfer, WormholeApp};
-use crate::file_transfer::{self, Cancel, DataEvent, DataNews, DataPath, Destination, Source};
+use crate::file_transfer::{
+    self, BuiltOffer, Cancel, DataEvent, DataNews, DataPath, Destination, Source,
+};
 use crate::registry::Client;
 use crate::transit::{self, PendingTransit, Role, TransitConfig};
 
-/// Checks a `send-file` path before the wormhole is created.
-pub(super) fn validate_send_path(path: &Path) -> Result<(), ControlError> {
+/// Checks a `send-file` path before its offer is built.
+pub(crate) fn validate_send_path(path: &Path) -> Result<(), ControlError> {
     if !path.is_absolute() {
         return Err(ControlError::new(
             ErrorCode::InvalidArgument,
@@ -42,45 +44,29 @@ pub(super) fn validate_send_path(path: &Path) -> Result<(), ControlError> {
     Ok(())
 }
 
-/// The sender's machine, created once the offer is built; inputs wait until then.
+/// The sender's machine and the data it sends (taken when the data path starts).
 pub(super) struct SendSide {
-    path: PathBuf,
-    machine: Option<FileSender>,
-    pending: Vec<FileSenderInput>,
+    machine: FileSender,
     source: Option<(Source, u64)>,
 }
 
 impl SendSide {
-    /// A sender of `path`; the offer is not built yet.
-    pub(super) fn new(path: PathBuf) -> Self {
+    /// A sender of the built `offer`.
+    pub(super) fn new(built: BuiltOffer) -> Self {
         Self {
-            path,
-            machine: None,
-            pending: Vec::new(),
-            source: None,
+            machine: FileSender::new(built.offer),
+            source: Some((built.source, built.total)),
         }
     }
 
-    /// Feeds the machine, or keeps the input until it exists.
+    /// Feeds the machine.
     pub(super) fn handle(&mut self, input: FileSenderInput) {
-        match &mut self.machine {
-            Some(machine) => machine.handle(input),
-            None => self.pending.push(input),
-        }
+        self.machine.handle(input);
     }
 
     /// The machine's next output.
     pub(super) fn poll_output(&mut self) -> Option<FileSenderOutput> {
-        self.machine.as_mut()?.poll_output()
-    }
-
-    fn ready(&mut self, offer: Offer, source: Source, total: u64) {
-        let mut machine = FileSender::new(offer);
-        for input in self.pending.drain(..) {
-            machine.handle(input);
-        }
-        self.machine = Some(machine);
-        self.source = Some((source, total));
+        self.machine.poll_output()
     }
 }
 
@@ -128,28 +114,7 @@ impl FileState {
     }
 }
 
-/// The sender's offer, built off the arbiter.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub(crate) struct OfferBuilt(Result<(Offer, Source, u64), String>);
-
 impl WormholeApp {
-    /// A sender starts building its offer.
-    pub(super) fn start_files(&mut self, ctx: &mut Context<Self>) {
-        let Transfer::SendFile(side) = &self.transfer else {
-            return;
-        };
-        let path = side.path.clone();
-        let to = ctx.address().recipient::<OfferBuilt>();
-        let spawned = std::thread::Builder::new()
-            .name("wormholed-offer".into())
-            .spawn(move || to.do_send(OfferBuilt(file_transfer::build_offer(&path))));
-        if let Err(e) = spawned {
-            self.fail(FailureKind::Transfer, format!("starting a thread: {e}"));
-            self.close(ctx);
-        }
-    }
-
     /// Prepares our Transit (listener and hints) once the key is known.
     pub(super) fn prepare_transit(&mut self, ctx: &mut Context<Self>) {
         let Some(key) = self.files.transit_key else {
@@ -353,25 +318,6 @@ impl Handler<super::AppKey> for WormholeApp {
         self.files.transit_key = Some(crypto::transit_key(&key));
         if matches!(self.transfer, Transfer::SendFile(_)) || self.files.want_prepare {
             self.prepare_transit(ctx);
-        }
-    }
-}
-
-impl Handler<OfferBuilt> for WormholeApp {
-    type Result = ();
-
-    fn handle(&mut self, OfferBuilt(result): OfferBuilt, ctx: &mut Context<Self>) {
-        match result {
-            Ok((offer, source, total)) => {
-                if let Transfer::SendFile(side) = &mut self.transfer {
-                    side.ready(offer, source, total);
-                }
-                self.drive_transfer(ctx);
-            }
-            Err(message) => {
-                self.fail(FailureKind::Transfer, message);
-                self.close(ctx);
-            }
         }
     }
 }
