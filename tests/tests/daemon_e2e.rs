@@ -190,6 +190,28 @@ fn an_unreachable_mailbox_server_fails_with_exit_4() {
     assert_our_failure(&output, 4, &["mailbox server"]);
 }
 
+/// The first connection to the mailbox server is retried: a sender started while the server
+/// is down says so, and completes once the server is back on its port.
+#[test]
+fn a_mailbox_server_that_comes_back_is_reached_by_a_retry() {
+    let mut server = MailboxServer::start();
+    server.stop();
+    let daemon = Daemon::start(&server);
+    let code = "7-guitarist-revenge";
+    let mut sender = Process::spawn(&mut ours(
+        &daemon,
+        &["send", "--text", "late but here", "--code", code],
+    ));
+    sender.wait_for_stderr("the retry warning", TIMEOUT, |line| {
+        line.contains("cannot reach the mailbox server")
+            .then_some(())
+    });
+    server.restart();
+    let received = run(&mut ours(&daemon, &["receive", code]), TIMEOUT);
+    assert_eq!(assert_ok(&received, "the receiver").0, "late but here\n");
+    assert_ok(&sender.wait_with_timeout(TIMEOUT), "the sender");
+}
+
 /// Kills, on drop, the daemon that wormholectl started on demand (a process this test caused),
 /// unless `wormholectl shutdown` stopped it first.
 struct StartedDaemon {

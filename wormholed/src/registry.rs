@@ -300,6 +300,15 @@ impl Handler<OfferBuilt> for Registry {
             options,
             transit,
         } = request;
+        if !client.lines.connected() {
+            // Its wormholes were cancelled when it left; this one never starts (a folder's zip
+            // is removed as `built` drops).
+            tracing::debug!(
+                session = client.session,
+                "the client left while its offer was built"
+            );
+            return;
+        }
         let offer = match built {
             _ if self.shutting_down => {
                 return client.respond(

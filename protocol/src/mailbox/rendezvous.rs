@@ -16,8 +16,12 @@
 //! machine (welcome/error → Boss, nameplates → Lister, allocated → Allocator, claimed/released →
 //! Nameplate, message/closed → Mailbox); `stopped` to the Terminator; fatal errors to the Boss.
 //!
-//! Reconnect policy: the first connection failing (before any `Connected`) is fatal. Later losses
-//! wait [`INITIAL_BACKOFF`], then ×[`BACKOFF_FACTOR`] per failed attempt, capped at [`MAX_BACKOFF`].
+//! Reconnect policy: every failed attempt and every loss waits [`INITIAL_BACKOFF`], then
+//! ×[`BACKOFF_FACTOR`] per failed attempt, capped at [`MAX_BACKOFF`]. Before any connection ever
+//! opened, [`FIRST_CONNECT_ATTEMPTS`] failed attempts in a row are fatal (a wrong URL fails in a few
+//! seconds, a busy server that times out or refuses now and then is tried again); each retry is
+//! a warning. The reference makes the first failure fatal; 46 of 300 exchanges started at once
+//! against a server with a listen backlog of 50 failed that way.
 //! The delay is reset only after a healthy connection (one that stayed up [`HEALTHY_AFTER`]), so
 //! a server that accepts and then drops us does not make a tight loop.
 
@@ -36,6 +40,9 @@ pub(crate) const INITIAL_BACKOFF: Duration = Duration::from_secs(1);
 pub(crate) const BACKOFF_FACTOR: f64 = 1.5;
 /// Upper bound of the delay.
 pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// Attempts at the very first connection before the wormhole fails (waiting 1, 1.5, 2.25 and
+/// 3.4 s between them).
+pub(crate) const FIRST_CONNECT_ATTEMPTS: u32 = 5;
 /// A connection that stayed up this long resets the backoff.
 pub(crate) const HEALTHY_AFTER: Duration = Duration::from_secs(10);
 /// How much of an odd server frame is quoted in a warning or error.
@@ -83,8 +90,10 @@ pub(crate) struct Rendezvous {
     appid: String,
     side: String,
     state: State,
-    /// Whether any connection ever opened (only the first failure is fatal).
+    /// Whether any connection ever opened (before that, failures are counted).
     ever_connected: bool,
+    /// Failed attempts in a row before any connection opened.
+    first_failures: u32,
     /// The delay before the next reconnection attempt.
     backoff: Duration,
 }
@@ -96,6 +105,7 @@ impl Rendezvous {
             side,
             state: State::Idle,
             ever_connected: false,
+            first_failures: 0,
             backoff: INITIAL_BACKOFF,
         }
     }
@@ -188,16 +198,25 @@ impl Rendezvous {
         }
     }
 
-    /// A connection attempt failed: fatal the first time, else back off and retry.
+    /// A connection attempt failed: back off and retry, unless no connection ever opened in
+    /// [`FIRST_CONNECT_ATTEMPTS`] attempts.
     fn connection_failed(&mut self, why: String, ctx: &mut Ctx<'_>) {
         if self.ever_connected {
-            self.wait(ctx);
-        } else {
+            return self.wait(ctx);
+        }
+        self.first_failures += 1;
+        if self.first_failures >= FIRST_CONNECT_ATTEMPTS {
             self.state = State::Stopped;
             ctx.route(Route::Boss(boss::In::Fatal(WormholeError::ConnectFailed(
                 why,
             ))));
+            return;
         }
+        ctx.route(Route::Boss(boss::In::Warning(format!(
+            "cannot reach the mailbox server ({why}); trying again in {:.1} s",
+            self.backoff.as_secs_f64()
+        ))));
+        self.wait(ctx);
     }
 
     /// Arms the backoff timer and grows the delay.
@@ -314,14 +333,51 @@ mod tests {
     }
 
     #[test]
-    fn first_connection_failure_is_fatal() {
+    fn the_first_connection_is_retried_with_backoff_then_fatal() {
         let mut h = Harness::new();
         let mut rc = rc();
         rc.handle(In::Start, &mut h.ctx());
+        assert!(matches!(h.out.pop_front(), Some(Output::Connect)));
+        let mut delays = Vec::new();
+        for _ in 1..FIRST_CONNECT_ATTEMPTS {
+            rc.handle(In::ConnectFailed("refused".into()), &mut h.ctx());
+            let routes = h.routes();
+            assert_eq!(routes.len(), 1, "{routes:?}");
+            assert!(
+                routes[0].starts_with("Boss(Warning(\"cannot reach the mailbox server (refused)")
+            );
+            let until = rc.poll_timeout().expect("waiting to retry");
+            delays.push(until - h.now);
+            rc.handle(In::Timeout, &mut h.ctx());
+            assert!(h.out.is_empty(), "not before the delay");
+            h.now = until;
+            rc.handle(In::Timeout, &mut h.ctx());
+            assert!(matches!(h.out.pop_front(), Some(Output::Connect)));
+        }
+        assert_eq!(
+            delays,
+            [1000, 1500, 2250, 3375].map(Duration::from_millis),
+            "the reconnection backoff"
+        );
         rc.handle(In::ConnectFailed("refused".into()), &mut h.ctx());
         assert_eq!(h.routes(), vec![r#"Boss(Fatal(ConnectFailed("refused")))"#]);
         assert!(matches!(rc.state, State::Stopped));
         assert_eq!(rc.poll_timeout(), None);
+    }
+
+    #[test]
+    fn a_first_connection_that_opens_after_a_retry_goes_on_as_usual() {
+        let mut h = Harness::new();
+        let mut rc = rc();
+        rc.handle(In::Start, &mut h.ctx());
+        rc.handle(In::ConnectFailed("timed out".into()), &mut h.ctx());
+        h.routes();
+        h.now = rc.poll_timeout().expect("retry");
+        rc.handle(In::Timeout, &mut h.ctx());
+        h.out.clear();
+        rc.handle(In::Connected, &mut h.ctx());
+        assert!(matches!(rc.state, State::Connected { .. }));
+        assert!(h.routes().contains(&"Nameplate(Connected)".to_owned()));
     }
 
     #[test]
