@@ -316,3 +316,42 @@ fn what_cannot_be_sent_is_refused_before_a_code() {
     let listed = control.request(serde_json::json!({"op": "list"}));
     assert_eq!(listed["ok"]["wormholes"], serde_json::json!([]), "{listed}");
 }
+
+/// A receiver that gives up mid-transfer (as on a full disk) says why over the mailbox as it
+/// drops Transit: our sender reports the receiver's reason, not the reset it noticed first.
+#[test]
+fn a_receiver_that_gives_up_is_heard_out() {
+    let setup = Setup::start(&[]);
+    let src = setup.folder("src");
+    let dst = setup.folder("dst");
+    let file = src.join("big.bin");
+    fs::File::create(&file)
+        .and_then(|f| f.set_len(1 << 30))
+        .expect("a sparse 1 GiB file");
+    let mut sender = setup.ours(&src, &["send", "big.bin"]);
+    let code = sender.wait_for_stdout("the code event", TIMEOUT, |line| {
+        let event: Value = serde_json::from_str(line).ok()?;
+        (event["event"] == "code").then(|| event["code"].as_str().map(str::to_owned))?
+    });
+    let url = setup.server.url();
+    let hint = setup.relay.hint();
+    let mut command = Command::new(venv_python());
+    command
+        .arg(python_script("giving_up_receiver.py"))
+        .args(["No space left on device", "--", "--relay-url", &url])
+        .args(["--transit-helper", &hint, "receive", "--accept-file"])
+        .args(["--hide-progress", &code])
+        .current_dir(&dst)
+        .stdin(Stdio::null())
+        .env("PYTHONUNBUFFERED", "1");
+    let receiver = Process::spawn(&mut command);
+    let output = sender.wait_with_timeout(TIMEOUT);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(!output.status.success(), "{stdout}");
+    let error = stdout
+        .lines()
+        .find(|line| line.contains(r#""event":"error""#))
+        .unwrap_or_else(|| panic!("no error event in {stdout}"));
+    assert!(error.contains("No space left on device"), "{error}");
+    let _ = receiver.wait_with_timeout(TIMEOUT);
+}

@@ -262,6 +262,9 @@ pub(crate) enum DataEvent {
         kind: FailureKind,
         /// What a person reads.
         message: String,
+        /// The peer broke the connection off (reset, closed early): it may say why over the
+        /// mailbox, and its reason is the better one to show.
+        peer_hung_up: bool,
     },
 }
 
@@ -394,6 +397,8 @@ struct DataError {
     message: String,
     /// The socket's idle timeout ran out.
     stalled: bool,
+    /// The peer broke the Transit connection off.
+    peer_hung_up: bool,
 }
 
 impl DataError {
@@ -402,6 +407,29 @@ impl DataError {
             kind: FailureKind::Transfer,
             message: message.into(),
             stalled: false,
+            peer_hung_up: false,
+        }
+    }
+
+    /// An error of the Transit socket: the peer hung up if it was reset or closed.
+    fn net(what: &str, e: &io::Error) -> Self {
+        Self {
+            peer_hung_up: matches!(
+                e.kind(),
+                io::ErrorKind::ConnectionReset
+                    | io::ErrorKind::BrokenPipe
+                    | io::ErrorKind::UnexpectedEof
+                    | io::ErrorKind::ConnectionAborted
+            ),
+            ..Self::io(what, e)
+        }
+    }
+
+    /// The peer closed the Transit connection before the transfer was complete.
+    fn hung_up(message: impl Into<String>) -> Self {
+        Self {
+            peer_hung_up: true,
+            ..Self::transfer(message)
         }
     }
 
@@ -418,6 +446,7 @@ impl DataError {
                 e.kind(),
                 io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
             ),
+            peer_hung_up: false,
         }
     }
 }
@@ -426,6 +455,7 @@ fn report(to: &Recipient<DataNews>, result: Result<DataEvent, DataError>) {
     let event = result.unwrap_or_else(|e| DataEvent::Failed {
         kind: e.kind,
         message: e.message,
+        peer_hung_up: e.peer_hung_up,
     });
     to.do_send(DataNews(event));
 }
@@ -516,7 +546,7 @@ fn send_data(
             break;
         }
         if let Err(e) = writer.send_frame(&mut frame) {
-            sent = Err(DataError::io("sending over transit", &e));
+            sent = Err(DataError::net("sending over transit", &e));
             break;
         }
         progress.add(frame.len() - FRAME_HEADER_LEN);
@@ -535,10 +565,13 @@ fn send_data(
     }
     match reader.receive_record() {
         Ok(Some(record)) => Ok(DataEvent::Sent { record, sha256 }),
-        Ok(None) => Err(DataError::transfer(
+        Ok(None) => Err(DataError::hung_up(
             "the receiver hung up before confirming the transfer",
         )),
-        Err(e) => Err(DataError::io("waiting for the receiver's confirmation", &e)),
+        Err(e) => Err(DataError::net(
+            "waiting for the receiver's confirmation",
+            &e,
+        )),
     }
 }
 
@@ -654,14 +687,14 @@ fn receive_data(
         let len = match reader.next_record_len() {
             Ok(Some(len)) => len,
             Ok(None) => {
-                net = Err(DataError::transfer(format!(
+                net = Err(DataError::hung_up(format!(
                     "Connection dropped before full file received (got {received} bytes, \
                      wanted {total})"
                 )));
                 break;
             }
             Err(e) => {
-                net = Err(DataError::io("receiving over transit", &e));
+                net = Err(DataError::net("receiving over transit", &e));
                 break;
             }
         };
@@ -675,11 +708,11 @@ fn receive_data(
         match reader.receive_record_into(&mut record) {
             Ok(true) => {}
             Ok(false) => {
-                net = Err(DataError::transfer("the transfer stopped early"));
+                net = Err(DataError::hung_up("the transfer stopped early"));
                 break;
             }
             Err(e) => {
-                net = Err(DataError::io("receiving over transit", &e));
+                net = Err(DataError::net("receiving over transit", &e));
                 break;
             }
         }

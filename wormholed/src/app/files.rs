@@ -24,6 +24,10 @@ use crate::file_transfer::{
 use crate::registry::Client;
 use crate::transit::{self, PendingTransit, Role, TransitConfig};
 
+/// How long a data path that the peer broke off waits for the peer's reason before it reports
+/// its own.
+const PEER_REASON_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Checks a `send-file` path before its offer is built.
 pub(crate) fn validate_send_path(path: &Path) -> Result<(), ControlError> {
     if !path.is_absolute() {
@@ -335,7 +339,22 @@ impl Handler<DataNews> for WormholeApp {
                 self.files.received = Some(path);
                 self.feed_receiver(FileReceiverInput::Received, ctx);
             }
-            DataEvent::Failed { kind, message } => self.data_failed(kind, message, ctx),
+            DataEvent::Failed {
+                kind,
+                message,
+                peer_hung_up,
+            } => {
+                if peer_hung_up {
+                    // A peer that gives up (its disk is full, its user cancelled) says why over
+                    // the mailbox as it drops the connection, which we notice first: its
+                    // reason, when it comes soon, is the one to report.
+                    ctx.run_later(PEER_REASON_GRACE, move |app, ctx| {
+                        app.data_failed(kind, message, ctx);
+                    });
+                } else {
+                    self.data_failed(kind, message, ctx);
+                }
+            }
         }
     }
 }
