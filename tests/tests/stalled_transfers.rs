@@ -97,6 +97,16 @@ impl Setup {
         Process::spawn(&mut command)
     }
 
+    /// A stalling reference sender of 10 MiB that sends 100 bytes, and our receiver of it
+    /// (`--json`, accepting) in a folder of its own: (that folder, sender, receiver).
+    fn receive_from_stalling_sender(&self) -> (PathBuf, Process, Process) {
+        let (src, dst) = (self.folder("src"), self.folder("dst"));
+        let mut sender = self.stalling_sender(&src, 100, ten_mib(&src));
+        let code = sender.wormhole_code(TIMEOUT);
+        let receiver = self.ours(&dst, &["receive", "--accept-file", &code]);
+        (dst, sender, receiver)
+    }
+
     /// Threads and open descriptors of the daemon.
     fn held(&mut self) -> (usize, usize) {
         let pid = self.daemon.process().id();
@@ -135,6 +145,21 @@ fn first_progress(process: &mut Process) -> (u64, u64) {
     })
 }
 
+/// The code of the first `code` event on `process`'s stdout.
+fn code_event(process: &mut Process) -> String {
+    process.wait_for_stdout("the code event", TIMEOUT, |line| {
+        let event: Value = serde_json::from_str(line).ok()?;
+        (event["event"] == "code").then(|| event["code"].as_str().map(str::to_owned))?
+    })
+}
+
+/// A sparse file of 1 GiB at `path`.
+fn sparse_gib(path: &Path) {
+    fs::File::create(path)
+        .and_then(|f| f.set_len(1 << 30))
+        .expect("a sparse 1 GiB file");
+}
+
 /// The receiver's temporary files in `dir`.
 fn parts(dir: &Path) -> Vec<String> {
     fs::read_dir(dir)
@@ -155,12 +180,8 @@ fn ten_mib(dir: &Path) -> &'static str {
 #[test]
 fn a_stalled_sender_fails_the_receive_after_the_idle_timeout() {
     let mut setup = Setup::start(&[("WORMHOLED_IDLE_TIMEOUT", IDLE_SECS)]);
-    let src = setup.folder("src");
-    let dst = setup.folder("dst");
     let before = setup.held();
-    let mut sender = setup.stalling_sender(&src, 100, ten_mib(&src));
-    let code = sender.wormhole_code(TIMEOUT);
-    let mut receiver = setup.ours(&dst, &["receive", "--accept-file", &code]);
+    let (dst, mut sender, mut receiver) = setup.receive_from_stalling_sender();
     assert_eq!(first_progress(&mut receiver).1, 100);
     let output = receiver.wait_with_timeout(TIMEOUT);
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -184,12 +205,8 @@ fn a_stalled_sender_fails_the_receive_after_the_idle_timeout() {
 #[test]
 fn cancelling_a_stalled_receive_frees_it_at_once() {
     let mut setup = Setup::start(&[]);
-    let src = setup.folder("src");
-    let dst = setup.folder("dst");
     let before = setup.held();
-    let mut sender = setup.stalling_sender(&src, 100, ten_mib(&src));
-    let code = sender.wormhole_code(TIMEOUT);
-    let mut receiver = setup.ours(&dst, &["receive", "--accept-file", &code]);
+    let (dst, mut sender, mut receiver) = setup.receive_from_stalling_sender();
     let (wormhole, _) = first_progress(&mut receiver);
     assert_eq!(parts(&dst).len(), 1, "receiving into a temporary file");
     let cancel = run(
@@ -221,18 +238,11 @@ fn cancelling_a_stalled_receive_frees_it_at_once() {
 #[test]
 fn a_receiver_that_stops_reading_fails_the_send_after_the_idle_timeout() {
     let mut setup = Setup::start(&[("WORMHOLED_IDLE_TIMEOUT", IDLE_SECS)]);
-    let src = setup.folder("src");
-    let dst = setup.folder("dst");
-    let file = src.join("big.bin");
-    fs::File::create(&file)
-        .and_then(|f| f.set_len(1 << 30))
-        .expect("a sparse 1 GiB file");
+    let (src, dst) = (setup.folder("src"), setup.folder("dst"));
+    sparse_gib(&src.join("big.bin"));
     let before = setup.held();
     let mut sender = setup.ours(&src, &["send", "big.bin"]);
-    let code = sender.wait_for_stdout("the code event", TIMEOUT, |line| {
-        let event: Value = serde_json::from_str(line).ok()?;
-        (event["event"] == "code").then(|| event["code"].as_str().map(str::to_owned))?
-    });
+    let code = code_event(&mut sender);
     let mut receiver = setup.python_receiver(&dst, &code);
     first_progress(&mut sender);
     let stopped = Command::new("kill")
@@ -256,11 +266,7 @@ fn a_receiver_that_stops_reading_fails_the_send_after_the_idle_timeout() {
 #[test]
 fn a_killed_daemons_temporary_file_is_removed_by_the_next_one() {
     let mut setup = Setup::start(&[]);
-    let src = setup.folder("src");
-    let dst = setup.folder("dst");
-    let mut sender = setup.stalling_sender(&src, 100, ten_mib(&src));
-    let code = sender.wormhole_code(TIMEOUT);
-    let mut receiver = setup.ours(&dst, &["receive", "--accept-file", &code]);
+    let (dst, mut sender, mut receiver) = setup.receive_from_stalling_sender();
     first_progress(&mut receiver);
     let left = parts(&dst);
     assert_eq!(left.len(), 1, "receiving into a temporary file");
@@ -322,17 +328,10 @@ fn what_cannot_be_sent_is_refused_before_a_code() {
 #[test]
 fn a_receiver_that_gives_up_is_heard_out() {
     let setup = Setup::start(&[]);
-    let src = setup.folder("src");
-    let dst = setup.folder("dst");
-    let file = src.join("big.bin");
-    fs::File::create(&file)
-        .and_then(|f| f.set_len(1 << 30))
-        .expect("a sparse 1 GiB file");
+    let (src, dst) = (setup.folder("src"), setup.folder("dst"));
+    sparse_gib(&src.join("big.bin"));
     let mut sender = setup.ours(&src, &["send", "big.bin"]);
-    let code = sender.wait_for_stdout("the code event", TIMEOUT, |line| {
-        let event: Value = serde_json::from_str(line).ok()?;
-        (event["event"] == "code").then(|| event["code"].as_str().map(str::to_owned))?
-    });
+    let code = code_event(&mut sender);
     let url = setup.server.url();
     let hint = setup.relay.hint();
     let mut command = Command::new(venv_python());

@@ -352,9 +352,30 @@ impl Cancel {
     }
 }
 
-/// Runs one direction's data path over `connection` on this worker thread: the socket gets the
-/// idle timeout both ways and is watched by `cancel`; the outcome is reported to `to` once every
-/// descriptor, temporary file and helper thread of the transfer is gone.
+/// Runs one direction's data path over `connection` on a worker thread named `name`: the
+/// socket gets the idle timeout both ways and is watched by the cancel handle; the outcome is
+/// reported once every descriptor, temporary file and helper thread of the transfer is gone.
+fn spawn_data_path(
+    name: &str,
+    connection: TransitConnection,
+    path: DataPath,
+    data_path: impl FnOnce(TransitConnection, &Recipient<DataNews>, &Cancel) -> Result<DataEvent, DataError>
+        + Send
+        + 'static,
+) {
+    let to = path.to.clone();
+    let spawned = thread::Builder::new().name(name.into()).spawn(move || {
+        let DataPath { idle, cancel, to } = path;
+        run_data_path(connection, idle, &cancel, &to, |connection| {
+            data_path(connection, &to, &cancel)
+        });
+    });
+    if let Err(e) = spawned {
+        report(&to, Err(DataError::io("starting a transfer thread", &e)));
+    }
+}
+
+/// [`spawn_data_path`]'s body, on the worker thread.
 fn run_data_path(
     connection: TransitConnection,
     idle: Duration,
@@ -477,18 +498,12 @@ pub(crate) fn spawn_sender(
     total: u64,
     path: DataPath,
 ) {
-    let to = path.to.clone();
-    let spawned = thread::Builder::new()
-        .name("wormholed-send".into())
-        .spawn(move || {
-            let DataPath { idle, cancel, to } = path;
-            run_data_path(connection, idle, &cancel, &to, |connection| {
-                send_data(connection, &source, total, &to, &cancel)
-            });
-        });
-    if let Err(e) = spawned {
-        report(&to, Err(DataError::io("starting a sender thread", &e)));
-    }
+    spawn_data_path(
+        "wormholed-send",
+        connection,
+        path,
+        move |connection, to, cancel| send_data(connection, &source, total, to, cancel),
+    );
 }
 
 fn send_data(
@@ -597,23 +612,19 @@ pub(crate) fn spawn_receiver(
     journal: PartJournal,
     path: DataPath,
 ) {
-    let to = path.to.clone();
-    let spawned = thread::Builder::new()
-        .name("wormholed-receive".into())
-        .spawn(move || {
-            let DataPath { idle, cancel, to } = path;
-            run_data_path(connection, idle, &cancel, &to, |connection| {
-                let receiving = Receiving {
-                    offer: &offer,
-                    destination: &destination,
-                    journal: &journal,
-                };
-                receive_data(connection, &receiving, &to, &cancel)
-            });
-        });
-    if let Err(e) = spawned {
-        report(&to, Err(DataError::io("starting a receiver thread", &e)));
-    }
+    spawn_data_path(
+        "wormholed-receive",
+        connection,
+        path,
+        move |connection, to, cancel| {
+            let receiving = Receiving {
+                offer: &offer,
+                destination: &destination,
+                journal: &journal,
+            };
+            receive_data(connection, &receiving, to, cancel)
+        },
+    );
 }
 
 /// What a receiver receives, and where.
@@ -1069,28 +1080,38 @@ mod tests {
         );
     }
 
-    #[test]
-    fn unpacking_applies_modes_and_renames_into_place() {
+    /// Unpacks a zip of `entries` (announced as `numbytes`) into `got` of a new folder, which
+    /// must succeed; returns the folder and the mode bits (`0o7777`) of a path under `got`.
+    fn unpacked(entries: &[Entry<'_>], numbytes: u64) -> (tempfile::TempDir, impl Fn(&str) -> u32) {
         let dir = folder();
+        let got = dir.path().join("got");
         let destination = Destination {
-            path: dir.path().join("got"),
+            path: got.clone(),
             replace: false,
         };
-        let zip = zip_of(&[
-            ("x/run.sh", 0o755, Some(b"#!")),
-            ("x/plain", 0o600, Some(b"p")),
-            ("empty/", 0o700, None),
-        ]);
-        if let Err(e) = unpack_directory(zip, &destination, 3, &journal().1) {
+        if let Err(e) = unpack_directory(zip_of(entries), &destination, numbytes, &journal().1) {
             panic!("{}", e.message);
         }
-        let mode = |p: &str| {
-            fs::metadata(dir.path().join("got").join(p))
+        let mode = move |p: &str| {
+            fs::metadata(got.join(p))
                 .expect("exists")
                 .permissions()
                 .mode()
-                & 0o777
+                & 0o7777
         };
+        (dir, mode)
+    }
+
+    #[test]
+    fn unpacking_applies_modes_and_renames_into_place() {
+        let (dir, mode) = unpacked(
+            &[
+                ("x/run.sh", 0o755, Some(b"#!")),
+                ("x/plain", 0o600, Some(b"p")),
+                ("empty/", 0o700, None),
+            ],
+            3,
+        );
         assert_eq!(mode("x/run.sh"), 0o755);
         assert_eq!(mode("x/plain"), 0o600);
         assert_eq!(mode("empty"), 0o700);
@@ -1137,28 +1158,16 @@ mod tests {
 
     #[test]
     fn unpacked_modes_lose_setuid_setgid_sticky_and_what_the_umask_clears() {
-        let dir = folder();
-        let destination = Destination {
-            path: dir.path().join("got"),
-            replace: false,
-        };
-        let zip = zip_of(&[
-            ("suid.sh", 0o4755, Some(b"#!")),
-            ("sgid-ww.sh", 0o6777, Some(b"#!")),
-            ("ww", 0o666, Some(b"w")),
-            ("sticky/", 0o1777, None),
-        ]);
-        if let Err(e) = unpack_directory(zip, &destination, 5, &journal().1) {
-            panic!("{}", e.message);
-        }
+        let (_dir, mode) = unpacked(
+            &[
+                ("suid.sh", 0o4755, Some(b"#!")),
+                ("sgid-ww.sh", 0o6777, Some(b"#!")),
+                ("ww", 0o666, Some(b"w")),
+                ("sticky/", 0o1777, None),
+            ],
+            5,
+        );
         let umask = current_umask();
-        let mode = |p: &str| {
-            fs::metadata(dir.path().join("got").join(p))
-                .expect("exists")
-                .permissions()
-                .mode()
-                & 0o7777
-        };
         assert_eq!(mode("suid.sh"), 0o755 & !umask);
         assert_eq!(mode("sgid-ww.sh"), 0o777 & !umask);
         assert_eq!(mode("ww"), 0o666 & !umask);
