@@ -130,3 +130,38 @@ fn a_client_that_never_reads_is_read_from_no_more() {
         assert_eq!(answer["id"], 1, "{answer}");
     }
 }
+
+/// At most 512 control clients are served at once: the 513th is accepted by the kernel but
+/// not answered until one of the others leaves, and then it is served as usual.
+#[test]
+fn control_clients_beyond_the_cap_wait_for_a_place() {
+    const CAP: usize = 512;
+    let server = MailboxServer::start();
+    let daemon = Daemon::start(&server);
+    let hello = b"{\"id\":1,\"op\":\"hello\",\"protocol\":1}\n";
+    let mut served: Vec<UnixStream> = (0..CAP)
+        .map(|_| {
+            let mut stream = UnixStream::connect(daemon.socket()).expect("connect");
+            stream.set_read_timeout(Some(TIMEOUT)).expect("timeout");
+            stream.write_all(hello).expect("hello");
+            stream
+        })
+        .collect();
+    for stream in &served {
+        assert_eq!(lines(stream, 1)[0]["ok"]["protocol"], 1);
+    }
+    let mut waiting = UnixStream::connect(daemon.socket()).expect("the kernel accepts");
+    waiting.write_all(hello).expect("hello");
+    waiting
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .expect("timeout");
+    let mut byte = [0u8; 1];
+    let early = std::io::Read::read(&mut waiting, &mut byte);
+    assert!(
+        matches!(&early, Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut)),
+        "the client beyond the cap was answered at once: {early:?}"
+    );
+    drop(served.pop());
+    waiting.set_read_timeout(Some(TIMEOUT)).expect("timeout");
+    assert_eq!(lines(&waiting, 1)[0]["ok"]["protocol"], 1);
+}

@@ -10,11 +10,14 @@
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 
 use actix::prelude::*;
 use interprocess::local_socket::tokio::prelude::*;
 use interprocess::local_socket::{GenericFilePath, ListenerOptions};
 use interprocess::os::unix::local_socket::ListenerOptionsExt;
+use tokio::sync::Semaphore;
 
 use crate::registry::{ClientRequest, SessionGone};
 use crate::session::ControlSession;
@@ -135,7 +138,16 @@ pub(crate) fn bind(path: &Path) -> Result<LocalSocketListener, ServeError> {
         .map_err(io_error(path))
 }
 
-/// Accepts connections forever, starting a [`ControlSession`] for each one from our own uid.
+/// Control connections served at once; the next waits in the socket's backlog until one ends.
+pub(crate) const MAX_CONTROL_CLIENTS: usize = 512;
+/// The first pause after a failed accept (out of descriptors, say), doubled on each failure in
+/// a row up to [`MAX_ACCEPT_BACKOFF`]: a failing accept never spins.
+const FIRST_ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
+/// The longest pause after failed accepts.
+const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
+
+/// Accepts connections forever, starting a [`ControlSession`] for each one from our own uid, at
+/// most [`MAX_CONTROL_CLIENTS`] at once.
 pub(crate) async fn serve(
     listener: LocalSocketListener,
     registry: Recipient<ClientRequest>,
@@ -143,11 +155,21 @@ pub(crate) async fn serve(
 ) {
     let uid = own_uid();
     let mut next_session = 1;
+    let slots = Arc::new(Semaphore::new(MAX_CONTROL_CLIENTS));
+    let mut backoff = FIRST_ACCEPT_BACKOFF;
     loop {
+        let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
+            return;
+        };
         let stream = match listener.accept().await {
-            Ok(stream) => stream,
+            Ok(stream) => {
+                backoff = FIRST_ACCEPT_BACKOFF;
+                stream
+            }
             Err(e) => {
-                tracing::warn!("control socket accept failed: {e}");
+                tracing::warn!("control socket accept failed: {e}; next try in {backoff:?}");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_ACCEPT_BACKOFF);
                 continue;
             }
         };
@@ -159,7 +181,7 @@ pub(crate) async fn serve(
         let id = next_session;
         next_session += 1;
         let (reader, writer) = tokio::io::split(stream);
-        ControlSession::start(id, reader, writer, registry.clone(), gone.clone());
+        ControlSession::start(id, reader, writer, registry.clone(), gone.clone(), slot);
     }
 }
 

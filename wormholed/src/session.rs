@@ -20,7 +20,7 @@ use actix::prelude::*;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit};
 use tokio_util::codec::{AnyDelimiterCodec, AnyDelimiterCodecError, FramedRead};
 use wormhole_protocol::control::{
     parse_request, ControlError, DaemonLine, ErrorCode, Outcome, RequestBody, Response,
@@ -100,6 +100,8 @@ pub(crate) struct ControlSession {
     greeted: bool,
     /// The client has finished sending (end of stream): close once every request is answered.
     read_closed: bool,
+    /// This connection's place among the clients served at once, given back when it ends.
+    _slot: OwnedSemaphorePermit,
 }
 
 impl ControlSession {
@@ -110,6 +112,7 @@ impl ControlSession {
         writer: W,
         registry: Recipient<ClientRequest>,
         gone: Recipient<SessionGone>,
+        slot: OwnedSemaphorePermit,
     ) -> Addr<Self>
     where
         R: AsyncRead + Unpin + 'static,
@@ -125,6 +128,7 @@ impl ControlSession {
             budget: Rc::clone(&budget),
             greeted: false,
             read_closed: false,
+            _slot: slot,
         }
         .start();
         actix::spawn(write_lines(
