@@ -90,7 +90,8 @@ enum SendState {
     Finished,
 }
 
-/// Sends one file or directory offer. See the [module docs](self).
+/// Sends one file or directory offer: the `transit` message and the offer, then, once the
+/// receiver accepts, the data over Transit and a check of its ack.
 #[derive(Debug)]
 pub struct FileSender {
     offer: Offer,
@@ -350,7 +351,8 @@ enum ReceiveState {
     Finished,
 }
 
-/// Receives a text, a file or a directory. See the [module docs](self).
+/// Receives a text, a file or a directory: checks the offer, asks, answers, then receives
+/// the data over Transit and acks it.
 #[derive(Debug)]
 pub struct FileReceiver {
     state: ReceiveState,
