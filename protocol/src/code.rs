@@ -279,7 +279,7 @@ pub fn completions(typed: &str, nameplates: &[String], words: usize) -> Vec<Stri
 
 /// The list word number `position` (from 0) is drawn from: odd list first, then alternating.
 fn word_list(position: usize) -> &'static [&'static str; 256] {
-    if position % 2 == 0 {
+    if position.is_multiple_of(2) {
         &ODD_WORDS
     } else {
         &EVEN_WORDS

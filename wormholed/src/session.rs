@@ -13,14 +13,14 @@
 //! never reads the answers is simply read from no more (backpressure). Events are not requests:
 //! a client that lets more than [`MAX_QUEUED_BYTES`] of output pile up is disconnected.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use actix::prelude::*;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit};
+use tokio::sync::{Notify, OwnedSemaphorePermit};
 use tokio_util::codec::{AnyDelimiterCodec, AnyDelimiterCodecError, FramedRead};
 use wormhole_protocol::control::{
     parse_request, ControlError, DaemonLine, ErrorCode, Outcome, RequestBody, Response,
@@ -39,21 +39,63 @@ pub(crate) const READ_PAUSE_BYTES: usize = 1 << 20;
 pub(crate) const MAX_QUEUED_BYTES: usize = 4 * MAX_LINE_BYTES;
 
 /// What one connection holds, shared by the session and its reader and writer tasks (all on
-/// the session's arbiter).
+/// the session's arbiter). Output lines are appended to one buffer, which the writer takes
+/// whole: what is counted is what is held.
 #[derive(Debug, Default)]
 struct Budget {
-    /// Output bytes handed to the writer and not yet written.
-    queued: Cell<usize>,
+    /// Output not yet taken by the writer.
+    pending: RefCell<BytesMut>,
+    /// Output taken by the writer and not yet written.
+    writing: Cell<usize>,
+    /// No more output will come: the writer shuts the socket down once `pending` is written.
+    closed: Cell<bool>,
     /// Requests sent to the registry and not yet answered.
     unanswered: Cell<usize>,
-    /// Woken when either goes down.
+    /// Woken when output was written or a request answered (for the reader).
     changed: Notify,
+    /// Woken when output was added or the session closed (for the writer).
+    added: Notify,
 }
 
 impl Budget {
+    /// Output bytes held: pending and being written.
+    fn queued(&self) -> usize {
+        self.pending.borrow().len() + self.writing.get()
+    }
+
     /// Whether the reader may read the next request.
     fn may_read(&self) -> bool {
-        self.unanswered.get() < MAX_UNANSWERED && self.queued.get() < READ_PAUSE_BYTES
+        self.unanswered.get() < MAX_UNANSWERED && self.queued() < READ_PAUSE_BYTES
+    }
+
+    /// Appends one line for the writer.
+    fn push(&self, line: &[u8]) {
+        self.pending.borrow_mut().extend_from_slice(line);
+        self.added.notify_one();
+    }
+
+    /// No more lines: the writer finishes what is pending, then shuts the socket down.
+    fn close(&self) {
+        self.closed.set(true);
+        self.added.notify_one();
+    }
+
+    /// The next output for the writer, waiting for some; `None` once closed and all taken.
+    async fn take(&self) -> Option<Bytes> {
+        loop {
+            let added = self.added.notified();
+            {
+                let mut pending = self.pending.borrow_mut();
+                if !pending.is_empty() {
+                    self.writing.set(pending.len());
+                    return Some(pending.split().freeze());
+                }
+            }
+            if self.closed.get() {
+                return None;
+            }
+            added.await;
+        }
     }
 
     /// Waits until [`Budget::may_read`].
@@ -67,8 +109,8 @@ impl Budget {
         }
     }
 
-    fn written(&self, bytes: usize) {
-        self.queued.set(self.queued.get().saturating_sub(bytes));
+    fn written(&self) {
+        self.writing.set(0);
         self.changed.notify_one();
     }
 
@@ -93,9 +135,8 @@ pub(crate) struct ControlSession {
     id: SessionId,
     registry: Recipient<ClientRequest>,
     gone: Recipient<SessionGone>,
-    /// Lines for the writer task; `None` once closing (the writer drains what it has, then
-    /// ends, and the session stops on [`WriterDone`]).
-    lines: Option<mpsc::UnboundedSender<Bytes>>,
+    /// Output and requests in flight, shared with the reader and writer tasks. Once closed, the
+    /// writer writes what it has, then ends, and the session stops on [`WriterDone`].
     budget: Rc<Budget>,
     greeted: bool,
     /// The client has finished sending (end of stream): close once every request is answered.
@@ -119,12 +160,10 @@ impl ControlSession {
         W: AsyncWrite + Unpin + 'static,
     {
         let budget = Rc::new(Budget::default());
-        let (lines, outgoing) = mpsc::unbounded_channel();
         let addr = Self {
             id,
             registry,
             gone,
-            lines: Some(lines),
             budget: Rc::clone(&budget),
             greeted: false,
             read_closed: false,
@@ -133,7 +172,6 @@ impl ControlSession {
         .start();
         actix::spawn(write_lines(
             writer,
-            outgoing,
             Rc::clone(&budget),
             addr.clone().recipient(),
         ));
@@ -149,30 +187,26 @@ impl ControlSession {
     }
 
     fn write(&mut self, line: &DaemonLine, ctx: &mut Context<Self>) {
-        let Some(lines) = &self.lines else {
+        if self.budget.closed.get() {
             return;
-        };
+        }
         let mut text = match serde_json::to_vec(line) {
             Ok(text) => text,
             Err(e) => return tracing::error!(session = self.id, "cannot encode a line: {e}"),
         };
         text.push(b'\n');
-        let queued = self.budget.queued.get() + text.len();
+        let queued = self.budget.queued() + text.len();
         if queued > MAX_QUEUED_BYTES {
             tracing::warn!(
                 session = self.id,
                 queued,
                 "the control client stopped reading its lines; disconnecting it"
             );
-            self.lines = None;
+            self.budget.close();
             ctx.stop();
             return;
         }
-        self.budget.queued.set(queued);
-        if lines.send(Bytes::from(text)).is_err() {
-            // The writer has ended; WriterDone stops the session.
-            self.lines = None;
-        }
+        self.budget.push(&text);
     }
 
     fn respond(&mut self, id: Option<u64>, outcome: Outcome, ctx: &mut Context<Self>) {
@@ -181,7 +215,7 @@ impl ControlSession {
 
     /// Writes what is queued, then closes the connection (the session stops on [`WriterDone`]).
     fn close(&mut self) {
-        self.lines = None;
+        self.budget.close();
     }
 
     /// Once the client has stopped sending and every request is answered, flush and close.
@@ -256,21 +290,21 @@ async fn read_lines(
     }
 }
 
-/// Writes the session's lines in order; once the session drops its sender, shuts the socket
-/// down. Tells the session when it ends.
+/// Writes the session's output in order; once the session has closed and everything is
+/// written, shuts the socket down. Tells the session when it ends.
 async fn write_lines(
     mut writer: impl AsyncWrite + Unpin,
-    mut lines: mpsc::UnboundedReceiver<Bytes>,
     budget: Rc<Budget>,
     session: Recipient<WriterDone>,
 ) {
-    while let Some(line) = lines.recv().await {
-        if let Err(e) = writer.write_all(&line).await {
+    while let Some(output) = budget.take().await {
+        if let Err(e) = writer.write_all(&output).await {
             tracing::debug!("control write error: {e}");
+            budget.close();
             session.do_send(WriterDone);
             return;
         }
-        budget.written(line.len());
+        budget.written();
     }
     let _ = writer.shutdown().await;
     session.do_send(WriterDone);
@@ -280,6 +314,8 @@ impl Actor for ControlSession {
     type Context = Context<Self>;
 
     fn stopped(&mut self, _: &mut Context<Self>) {
+        // The writer ends too (after what is pending, if the socket still takes it).
+        self.budget.close();
         tracing::debug!(session = self.id, "control connection closed");
         self.gone.do_send(SessionGone(self.id));
     }
