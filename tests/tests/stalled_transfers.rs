@@ -354,3 +354,27 @@ fn a_receiver_that_gives_up_is_heard_out() {
     assert!(error.contains("No space left on device"), "{error}");
     let _ = receiver.wait_with_timeout(TIMEOUT);
 }
+
+/// A second wormholed of the same user, which finds the first running and exits, leaves the
+/// first one's temporary files alone.
+#[test]
+fn a_second_daemon_leaves_the_running_ones_temporary_files_alone() {
+    let setup = Setup::start(&[]);
+    let (dst, mut sender, mut receiver) = setup.receive_from_stalling_sender();
+    first_progress(&mut receiver);
+    let left = parts(&dst);
+    assert_eq!(left.len(), 1, "receiving into a temporary file");
+    let second = run(&mut setup.daemon.wormholed(), TIMEOUT);
+    assert!(!second.status.success(), "{second:?}");
+    assert!(
+        String::from_utf8_lossy(&second.stderr).contains("already listening"),
+        "{second:?}"
+    );
+    assert_eq!(
+        parts(&dst),
+        left,
+        "the running transfer's file is still there"
+    );
+    receiver.kill();
+    sender.kill();
+}

@@ -73,14 +73,18 @@ fn main() -> anyhow::Result<()> {
             .map_or_else(|| PathBuf::from("."), std::path::Path::to_path_buf),
     };
     let parts = settings.parts.clone();
-    let swept = parts.sweep();
-    if swept > 0 {
-        tracing::info!("removed {swept} temporary files of transfers an earlier wormholed left");
-    }
 
     let system = System::new();
     system.block_on(async {
         let listener = server::bind(&socket)?;
+        // Only once the socket is ours: a second daemon that finds one running must not remove
+        // the running one's temporary files.
+        let swept = parts.sweep();
+        if swept > 0 {
+            tracing::info!(
+                "removed {swept} temporary files of transfers an earlier wormholed left"
+            );
+        }
         let registry = registry::Registry::new(settings).start();
         actix::spawn(server::serve(
             listener,
