@@ -622,22 +622,16 @@ fn default_socket() -> PathBuf {
     dirs.as_ref()
         .and_then(|dirs| dirs.runtime_dir().or_else(|| dirs.state_dir()))
         .map_or_else(
-            || Path::new("/tmp").join(format!("{APP}-{}", user_id())),
+            || Path::new("/tmp").join(format!("{APP}-{}", own_uid())),
             Path::to_path_buf,
         )
         .join(SOCKET_NAME)
 }
 
-/// The user id (the owner of `/proc/self`), or `unknown` where that cannot be read.
-fn user_id() -> String {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::MetadataExt;
-        if let Ok(meta) = std::fs::metadata("/proc/self") {
-            return meta.uid().to_string();
-        }
-    }
-    "unknown".to_owned()
+/// Our effective uid: the one lookup of it for the socket paths here, the daemon's peer checks
+/// and wormholectl's check of the daemon.
+pub fn own_uid() -> u32 {
+    nix::unistd::geteuid().as_raw()
 }
 
 #[cfg(test)]
@@ -646,6 +640,13 @@ mod tests {
     use std::io::Write;
 
     use super::*;
+
+    #[test]
+    fn own_uid_is_the_owner_of_our_process() {
+        use std::os::unix::fs::MetadataExt;
+        let proc_self = std::fs::metadata("/proc/self").expect("/proc/self");
+        assert_eq!(own_uid(), proc_self.uid());
+    }
 
     fn no_env(_: &str) -> Option<String> {
         None

@@ -97,9 +97,6 @@ struct Entry {
     dilation: Option<Recipient<DilateCommand>>,
 }
 
-/// The longest allocated code of a dilated wormhole, in words.
-const MAX_DILATE_CODE_WORDS: usize = 16;
-
 /// The registry actor.
 pub(crate) struct Registry {
     settings: Settings,
@@ -514,20 +511,16 @@ impl Handler<ClientRequest> for Registry {
                     return client
                         .respond(id, Err(ControlError::new(ErrorCode::InvalidArgument, bad)));
                 }
-                let source = match (code, code_length) {
-                    (Some(code), _) => CodeSource::Set(code),
-                    (None, Some(words)) if !(1..=MAX_DILATE_CODE_WORDS).contains(&words) => {
-                        return client.respond(
-                            id,
-                            Err(ControlError::new(
-                                ErrorCode::InvalidArgument,
-                                format!("code_length must be 1 to {MAX_DILATE_CODE_WORDS}"),
-                            )),
-                        );
+                let source = match code {
+                    Some(code) => CodeSource::Set(code),
+                    None => {
+                        if let Err(err) = validate_code(None, code_length) {
+                            return client.respond(id, Err(err));
+                        }
+                        CodeSource::Allocate {
+                            words: code_length.unwrap_or(self.settings.code_words),
+                        }
                     }
-                    (None, words) => CodeSource::Allocate {
-                        words: words.unwrap_or(self.settings.code_words),
-                    },
                 };
                 let wormhole =
                     self.create_dilated(ctx, &client, source, &options, &transit, subprotocols);

@@ -398,7 +398,7 @@ pub(super) fn bind_private(path: &Path) -> io::Result<UnixListener> {
 /// connection from another uid (possible only if someone widened the socket's mode) is logged
 /// and closed, and the socket goes on waiting for ours.
 pub(super) async fn accept_client(scid: SubchannelId, listener: UnixListener, me: Recipient<Io>) {
-    let uid = crate::server::own_uid();
+    let uid = wormhole_config::own_uid();
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {

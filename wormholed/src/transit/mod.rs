@@ -29,7 +29,7 @@ use tokio::net::{TcpListener, TcpStream};
 use wormhole_protocol::transit::handshake::Handshake;
 use wormhole_protocol::transit::hints::{parse_hint_argv, DirectHint, RelayHint, TransitHints};
 use wormhole_protocol::transit::race::{CandidateId, Outcome, Race, Verdict, NEGOTIATION_TIMEOUT};
-use wormhole_protocol::transit::Role as ProtoRole;
+use wormhole_protocol::transit::Role;
 
 pub(crate) use records::{RecordReader, RecordWriter};
 
@@ -38,24 +38,6 @@ use crate::part_files::PartJournal;
 /// Most candidate connections in flight at once (dialled and accepted); more inbound
 /// connections are closed at once.
 const MAX_CANDIDATES: usize = 64;
-
-/// Which end of file transfer v1 we are: the sender writes `go`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Role {
-    /// Offers the file; picks the winning connection.
-    Sender,
-    /// Accepts the file; waits for `go`.
-    Receiver,
-}
-
-impl From<Role> for ProtoRole {
-    fn from(role: Role) -> Self {
-        match role {
-            Role::Sender => Self::Sender,
-            Role::Receiver => Self::Receiver,
-        }
-    }
-}
 
 /// How Transit may connect.
 #[derive(Clone, Debug)]
@@ -182,10 +164,9 @@ impl PendingTransit {
     ) -> Result<TransitConnection, TransitError> {
         let peer = TransitHints::from_message(peer_transit)
             .map_err(|e| TransitError::BadHints(e.to_string()))?;
-        let role: ProtoRole = self.role.into();
         let mut race = Race::new(
             tokio::time::Instant::now().into_std(),
-            role,
+            self.role,
             &peer,
             &self.our_relays,
             self.listener.is_some(),
@@ -301,7 +282,7 @@ impl PendingTransit {
         id: CandidateId,
         source: Source,
     ) -> (CandidateId, Result<Finished, String>) {
-        let role: ProtoRole = self.role.into();
+        let role = self.role;
         let key = self.transit_key;
         let side = self.side.clone();
         let work = async move {
@@ -423,10 +404,9 @@ impl TransitConnection {
     /// Splits into the half that sends records and the half that receives them.
     pub(crate) fn split(self) -> io::Result<(RecordWriter, RecordReader)> {
         let read_half = self.stream.try_clone()?;
-        let role: ProtoRole = self.role.into();
         Ok((
-            RecordWriter::new(self.stream, role, &self.transit_key),
-            RecordReader::new(read_half, self.leftover, role, &self.transit_key),
+            RecordWriter::new(self.stream, self.role, &self.transit_key),
+            RecordReader::new(read_half, self.leftover, self.role, &self.transit_key),
         ))
     }
 }

@@ -6,6 +6,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::thread;
 
 use wormhole_protocol::transit::race::RELAY_DELAY;
+use wormhole_protocol::transit::Role;
 
 use super::*;
 
