@@ -31,6 +31,7 @@ use std::path::{Path, PathBuf};
 
 use directories::ProjectDirs;
 use serde::Deserialize;
+use wormhole_protocol::transit::hints::RelayHint;
 
 /// Environment variable naming the config file, instead of the XDG default.
 pub const ENV_CONFIG: &str = "WORMHOLED_CONFIG";
@@ -578,18 +579,12 @@ fn check_code_length(length: &usize) -> Result<(), String> {
 }
 
 /// `tcp:HOST:PORT[:priority=F]`, as the Python CLI's `--transit-helper`; IPv6 hosts in brackets.
+/// Checked by the parser the daemon uses ([`RelayHint::from_argv`]), so that a relay accepted here
+/// is one that Transit and Dilation can use.
 fn check_relay(relay: &str) -> Result<(), String> {
-    const SHAPE: &str = "must look like tcp:HOST:PORT, e.g. tcp:transit.magic-wormhole.io:4001";
-    let rest = relay.strip_prefix("tcp:").ok_or(SHAPE)?;
-    let (host, after_host) = match rest.strip_prefix('[') {
-        Some(bracketed) => bracketed.split_once("]:").ok_or(SHAPE)?,
-        None => rest.split_once(':').ok_or(SHAPE)?,
-    };
-    let port = after_host.split(':').next().unwrap_or_default();
-    if host.is_empty() || port.parse::<u16>().is_err() {
-        return Err(SHAPE.to_owned());
-    }
-    Ok(())
+    RelayHint::from_argv(relay).map(drop).map_err(|e| {
+        format!("{e}: must look like tcp:HOST:PORT, e.g. tcp:transit.magic-wormhole.io:4001")
+    })
 }
 
 fn check_addresses(addresses: &[String]) -> Result<(), String> {
@@ -933,6 +928,15 @@ mod tests {
             ),
             (
                 "[transit]\nrelay = \"transit.example:4001\"\n",
+                "transit.relay",
+            ),
+            // What Transit and Dilation could not use is refused here, by their parser.
+            (
+                "[transit]\nrelay = \"tcp:transit.example:0\"\n",
+                "transit.relay",
+            ),
+            (
+                "[transit]\nrelay = \"tcp:transit.example:4001:priority=high\"\n",
                 "transit.relay",
             ),
             ("[mailbox]\ncode_length = -1\n", "mailbox.code_length"),

@@ -17,7 +17,7 @@ use actix::prelude::*;
 use wormhole_protocol::code;
 use wormhole_protocol::control::{
     ControlError, DaemonLine, ErrorCode, Event as ControlEvent, EventKind, FailureKind,
-    ResponseBody, TransitOptions, WormholeId,
+    ResponseBody, WormholeId,
 };
 use wormhole_protocol::mailbox::{CodeSource, Event, Input, Mood, WormholeError};
 use wormhole_protocol::transfer::{
@@ -61,8 +61,6 @@ pub(crate) enum WormholeKind {
         code_length: Option<usize>,
         /// Wait for the user to accept the verifier before sending.
         verify: bool,
-        /// Transit overrides.
-        transit: TransitOptions,
     },
     /// Receive whatever the peer offers; without a code, the code is typed interactively.
     Receive {
@@ -74,16 +72,8 @@ pub(crate) enum WormholeKind {
         output: Option<PathBuf>,
         /// Absolute folder for the offered name when `output` is not given.
         directory: Option<PathBuf>,
-        /// Transit overrides.
-        transit: TransitOptions,
     },
 }
-
-/// No Transit overrides.
-const NO_TRANSIT_OPTIONS: TransitOptions = TransitOptions {
-    transit_helper: None,
-    no_listen: false,
-};
 
 impl WormholeKind {
     /// The name shown by `list`.
@@ -92,14 +82,6 @@ impl WormholeKind {
             Self::SendText { .. } => "send-text",
             Self::SendFile { .. } => "send-file",
             Self::Receive { .. } => "receive",
-        }
-    }
-
-    /// The Transit overrides of the request.
-    pub(crate) fn transit_options(&self) -> &TransitOptions {
-        match self {
-            Self::SendFile { transit, .. } | Self::Receive { transit, .. } => transit,
-            Self::SendText { .. } => &NO_TRANSIT_OPTIONS,
         }
     }
 
