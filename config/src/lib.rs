@@ -27,10 +27,13 @@
 
 use std::borrow::Borrow;
 use std::fmt;
+use std::io;
+use std::net::{IpAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 
 use directories::ProjectDirs;
 use serde::Deserialize;
+use wormhole_protocol::transit::hints::RelayHint;
 
 /// Environment variable naming the config file, instead of the XDG default.
 pub const ENV_CONFIG: &str = "WORMHOLED_CONFIG";
@@ -138,8 +141,9 @@ pub struct TransitConfig {
     /// `relay`: the transit relay, `tcp:HOST:PORT` (optionally `:priority=F`), as the Python
     /// CLI's `--transit-helper`. Default [`DEFAULT_TRANSIT_RELAY`]; env `WORMHOLE_TRANSIT_HELPER`.
     pub relay: Setting<String>,
-    /// `hint_addresses`: the addresses advertised as direct hints. Empty (the default) means every
-    /// local address. Env `WORMHOLED_HINT_ADDRESSES`, comma-separated.
+    /// `hint_addresses`: the addresses advertised as direct hints, IPs or host names, as written
+    /// (see [`TransitConfig::resolve_hint_addresses`]). Empty (the default) means every local
+    /// address. Env `WORMHOLED_HINT_ADDRESSES`, comma-separated.
     pub hint_addresses: Setting<Vec<String>>,
     /// `listen`: whether to listen for direct connections (`false` is the Python CLI's
     /// `--no-listen`). Default `true`.
@@ -148,6 +152,55 @@ pub struct TransitConfig {
     /// direction before it fails (a stalled or vanished peer), at least 1.
     /// Default [`DEFAULT_IDLE_TIMEOUT_SECS`]; env `WORMHOLED_IDLE_TIMEOUT`.
     pub idle_timeout: Setting<u64>,
+}
+
+impl TransitConfig {
+    /// The addresses of `hint_addresses` for the daemon to advertise: an IP as it is, a host name
+    /// resolved (`name:0` through the system resolver) to every address it has, in the
+    /// resolver's order, without repeats. Called once, when wormholed starts; a name that does
+    /// not resolve is an error naming the key and the file or variable it came from.
+    pub fn resolve_hint_addresses(&self) -> Result<Vec<IpAddr>, ConfigError> {
+        self.resolve_hint_addresses_with(&|name| {
+            (name, 0)
+                .to_socket_addrs()
+                .map(|found| found.map(|addr| addr.ip()).collect())
+        })
+    }
+
+    /// As [`TransitConfig::resolve_hint_addresses`], with `resolve` in place of the system
+    /// resolver (for host names only; IPs are parsed).
+    pub fn resolve_hint_addresses_with(
+        &self,
+        resolve: &dyn Fn(&str) -> io::Result<Vec<IpAddr>>,
+    ) -> Result<Vec<IpAddr>, ConfigError> {
+        let mut out: Vec<IpAddr> = Vec::new();
+        for address in &self.hint_addresses.value {
+            let found = match address.parse::<IpAddr>() {
+                Ok(ip) => vec![ip],
+                Err(_) => match resolve(address) {
+                    Ok(found) if !found.is_empty() => found,
+                    Ok(_) => return Err(self.unresolved(address, "it has no address")),
+                    Err(e) => return Err(self.unresolved(address, &e.to_string())),
+                },
+            };
+            for ip in found {
+                if !out.contains(&ip) {
+                    out.push(ip);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The error for a host name of `hint_addresses` that does not resolve.
+    fn unresolved(&self, name: &str, why: &str) -> ConfigError {
+        ConfigError::Unresolved {
+            origin: self.hint_addresses.source.clone(),
+            key: "transit.hint_addresses".to_owned(),
+            name: name.to_owned(),
+            message: why.to_owned(),
+        }
+    }
 }
 
 /// `[daemon]`.
@@ -170,7 +223,7 @@ pub enum ConfigError {
         path: PathBuf,
         /// The IO error.
         #[source]
-        source: std::io::Error,
+        source: io::Error,
     },
     /// The config file is not valid TOML.
     #[error("config file {}: {message}", path.display())]
@@ -198,6 +251,18 @@ pub enum ConfigError {
         /// The dotted key, e.g. `mailbox.code_length`.
         key: String,
         /// What is wrong.
+        message: String,
+    },
+    /// A host name of `transit.hint_addresses` does not resolve (checked when wormholed starts).
+    #[error("{origin}: `{key}`: host name {name:?} does not resolve: {message}")]
+    Unresolved {
+        /// Where the name was configured: the file or the environment variable.
+        origin: Source,
+        /// The dotted key, `transit.hint_addresses`.
+        key: String,
+        /// The host name.
+        name: String,
+        /// The resolver's answer.
         message: String,
     },
     /// An environment variable has a bad value.
@@ -578,18 +643,12 @@ fn check_code_length(length: &usize) -> Result<(), String> {
 }
 
 /// `tcp:HOST:PORT[:priority=F]`, as the Python CLI's `--transit-helper`; IPv6 hosts in brackets.
+/// Checked by the parser the daemon uses ([`RelayHint::from_argv`]), so that a relay accepted here
+/// is one that Transit and Dilation can use.
 fn check_relay(relay: &str) -> Result<(), String> {
-    const SHAPE: &str = "must look like tcp:HOST:PORT, e.g. tcp:transit.magic-wormhole.io:4001";
-    let rest = relay.strip_prefix("tcp:").ok_or(SHAPE)?;
-    let (host, after_host) = match rest.strip_prefix('[') {
-        Some(bracketed) => bracketed.split_once("]:").ok_or(SHAPE)?,
-        None => rest.split_once(':').ok_or(SHAPE)?,
-    };
-    let port = after_host.split(':').next().unwrap_or_default();
-    if host.is_empty() || port.parse::<u16>().is_err() {
-        return Err(SHAPE.to_owned());
-    }
-    Ok(())
+    RelayHint::from_argv(relay).map(drop).map_err(|e| {
+        format!("{e}: must look like tcp:HOST:PORT, e.g. tcp:transit.magic-wormhole.io:4001")
+    })
 }
 
 fn check_addresses(addresses: &[String]) -> Result<(), String> {
@@ -622,22 +681,16 @@ fn default_socket() -> PathBuf {
     dirs.as_ref()
         .and_then(|dirs| dirs.runtime_dir().or_else(|| dirs.state_dir()))
         .map_or_else(
-            || Path::new("/tmp").join(format!("{APP}-{}", user_id())),
+            || Path::new("/tmp").join(format!("{APP}-{}", own_uid())),
             Path::to_path_buf,
         )
         .join(SOCKET_NAME)
 }
 
-/// The user id (the owner of `/proc/self`), or `unknown` where that cannot be read.
-fn user_id() -> String {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::MetadataExt;
-        if let Ok(meta) = std::fs::metadata("/proc/self") {
-            return meta.uid().to_string();
-        }
-    }
-    "unknown".to_owned()
+/// Our effective uid: the one lookup of it for the socket paths here, the daemon's peer checks
+/// and wormholectl's check of the daemon.
+pub fn own_uid() -> u32 {
+    nix::unistd::geteuid().as_raw()
 }
 
 #[cfg(test)]
@@ -646,6 +699,13 @@ mod tests {
     use std::io::Write;
 
     use super::*;
+
+    #[test]
+    fn own_uid_is_the_owner_of_our_process() {
+        use std::os::unix::fs::MetadataExt;
+        let proc_self = std::fs::metadata("/proc/self").expect("/proc/self");
+        assert_eq!(own_uid(), proc_self.uid());
+    }
 
     fn no_env(_: &str) -> Option<String> {
         None
@@ -792,6 +852,89 @@ mod tests {
         assert_eq!(cfg.daemon.socket.source, from_file);
     }
 
+    /// `hint_addresses` keeps IPs as they are and resolves host names (`localhost` through the
+    /// system resolver, which answers it from the hosts file); the list of a file is resolved
+    /// in order, without repeats.
+    #[test]
+    fn hint_addresses_resolve_ips_and_host_names() {
+        let cfg = load(
+            "[transit]\nhint_addresses = [\"192.0.2.1\", \"fe80::1\", \"localhost\"]\n",
+            &no_env,
+        )
+        .expect("loads");
+        let resolved = cfg
+            .transit
+            .resolve_hint_addresses()
+            .expect("localhost resolves");
+        assert_eq!(
+            &resolved[..2],
+            ["192.0.2.1", "fe80::1"].map(|a| a.parse::<IpAddr>().expect("ip"))
+        );
+        assert!(resolved.len() > 2, "localhost has an address: {resolved:?}");
+        assert!(
+            resolved[2..].iter().all(IpAddr::is_loopback),
+            "{resolved:?}"
+        );
+        assert!(Config::defaults()
+            .transit
+            .resolve_hint_addresses()
+            .expect("nothing to resolve")
+            .is_empty());
+        let both: IpAddr = "2001:db8::7".parse().expect("ip");
+        let fake = |name: &str| match name {
+            "wormhole.example" => Ok(vec![both, "192.0.2.7".parse().expect("ip")]),
+            _ => Err(io::Error::other("no such host")),
+        };
+        let cfg = load(
+            "[transit]\nhint_addresses = [\"wormhole.example\", \"2001:db8::7\"]\n",
+            &no_env,
+        )
+        .expect("loads");
+        assert_eq!(
+            cfg.transit
+                .resolve_hint_addresses_with(&fake)
+                .expect("resolves"),
+            [both, "192.0.2.7".parse().expect("ip")]
+        );
+    }
+
+    /// A host name of `hint_addresses` that does not resolve (or has no address) is an error
+    /// naming the key, the name and where it came from, instead of being dropped.
+    #[test]
+    fn an_unresolvable_hint_address_is_an_error() {
+        let fake = |name: &str| match name {
+            "empty.example" => Ok(Vec::new()),
+            _ => Err(io::Error::other("no such host")),
+        };
+        let file = file_with("[transit]\nhint_addresses = [\"192.0.2.1\", \"nowhere.example\"]\n");
+        let cfg = Config::load_from(Some(file.path()), &no_env).expect("loads");
+        let err = cfg
+            .transit
+            .resolve_hint_addresses_with(&fake)
+            .expect_err("does not resolve");
+        let message = err.to_string();
+        for part in [
+            "transit.hint_addresses",
+            "\"nowhere.example\"",
+            "no such host",
+            &file.path().display().to_string(),
+        ] {
+            assert!(
+                message.contains(part),
+                "{message:?} should mention {part:?}"
+            );
+        }
+        let env = env_of(&[(ENV_HINT_ADDRESSES, "empty.example")]);
+        let cfg = Config::load_from(None, &env).expect("loads");
+        let message = cfg
+            .transit
+            .resolve_hint_addresses_with(&fake)
+            .expect_err("no address")
+            .to_string();
+        assert!(message.contains(ENV_HINT_ADDRESSES), "{message}");
+        assert!(message.contains("\"empty.example\""), "{message}");
+    }
+
     #[test]
     fn empty_file_is_defaults() {
         let cfg = load("# nothing\n\n[mailbox]\n", &no_env).expect("loads");
@@ -932,6 +1075,15 @@ mod tests {
             ),
             (
                 "[transit]\nrelay = \"transit.example:4001\"\n",
+                "transit.relay",
+            ),
+            // What Transit and Dilation could not use is refused here, by their parser.
+            (
+                "[transit]\nrelay = \"tcp:transit.example:0\"\n",
+                "transit.relay",
+            ),
+            (
+                "[transit]\nrelay = \"tcp:transit.example:4001:priority=high\"\n",
                 "transit.relay",
             ),
             ("[mailbox]\ncode_length = -1\n", "mailbox.code_length"),

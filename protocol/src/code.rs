@@ -153,6 +153,10 @@ pub const EVEN_WORDS: [&str; 256] = [
     "wayside", "willow", "woodlark", "zulu",
 ];
 
+/// The most words an allocated code may have: the one limit of every request that asks for a
+/// code length (`send-text`, `send-file`, `dilate`).
+pub const MAX_CODE_WORDS: usize = 16;
+
 /// Picks `count` random words, alternating the odd (3-syllable) and even (2-syllable) PGP lists,
 /// starting with the odd list, joined by `-`: e.g. `guitarist-revenge`.
 ///

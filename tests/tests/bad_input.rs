@@ -694,3 +694,33 @@ fn control_client_disconnects_mid_wormhole() {
     );
     finish(&server, &mut daemon, healthy);
 }
+
+/// A request whose `transit_helper` is not `tcp:HOST:PORT[:priority=F]` gets
+/// `invalid-argument` when it arrives, for file transfers and Dilation alike (one parser, one
+/// policy), and no wormhole is made for it.
+#[test]
+fn control_request_with_a_bad_transit_helper() {
+    let (server, mut daemon, healthy) = setup("healthy beside a misconfigured client");
+    let file = daemon.dir().join("offered.txt");
+    std::fs::write(&file, "never sent").expect("the offered file can be written");
+    let mut client = RawClient::connect(&daemon);
+    client.hello(1);
+    for (id, request) in [
+        json!({"op": "send-file", "path": file, "transit_helper": "relay.example:4001"}),
+        json!({"op": "receive", "code": "4-a-b", "transit_helper": "tcp:relay.example:0"}),
+        json!({"op": "dilate", "transit_helper": "tcp:relay.example"}),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let id = json!(id + 2);
+        let mut request = request;
+        request["id"] = id.clone();
+        let answer = client.request(&request.to_string());
+        assert_error(&answer, id, "invalid-argument", "bad transit relay");
+    }
+    let listed = list(&daemon);
+    assert_eq!(listed.len(), 1, "only the healthy wormhole: {listed:?}");
+    client.assert_list_works(9);
+    finish(&server, &mut daemon, healthy);
+}

@@ -13,6 +13,7 @@ use std::path::Path;
 use anyhow::{anyhow, Context};
 use interprocess::local_socket::prelude::*;
 use interprocess::local_socket::{GenericFilePath, Stream};
+use wormhole_config::own_uid;
 use wormhole_protocol::control::{
     DaemonLine, Event, Outcome, Request, RequestBody, Response, ResponseBody, MAX_LINE_BYTES,
     PROTOCOL_VERSION,
@@ -174,11 +175,6 @@ impl Connection {
 /// Connects to the socket at `path`.
 fn connect(path: &Path) -> io::Result<Stream> {
     Stream::connect(path.to_fs_name::<GenericFilePath>()?)
-}
-
-/// Our effective uid.
-fn own_uid() -> u32 {
-    nix::unistd::geteuid().as_raw()
 }
 
 /// Refuses a control socket whose server (its uid at `listen`, from `SO_PEERCRED`) is not us:

@@ -17,7 +17,7 @@ use actix::prelude::*;
 use wormhole_protocol::code;
 use wormhole_protocol::control::{
     ControlError, DaemonLine, ErrorCode, Event as ControlEvent, EventKind, FailureKind,
-    ResponseBody, TransitOptions, WormholeId,
+    ResponseBody, WormholeId,
 };
 use wormhole_protocol::mailbox::{CodeSource, Event, Input, Mood, WormholeError};
 use wormhole_protocol::transfer::{
@@ -61,8 +61,6 @@ pub(crate) enum WormholeKind {
         code_length: Option<usize>,
         /// Wait for the user to accept the verifier before sending.
         verify: bool,
-        /// Transit overrides.
-        transit: TransitOptions,
     },
     /// Receive whatever the peer offers; without a code, the code is typed interactively.
     Receive {
@@ -74,19 +72,8 @@ pub(crate) enum WormholeKind {
         output: Option<PathBuf>,
         /// Absolute folder for the offered name when `output` is not given.
         directory: Option<PathBuf>,
-        /// Transit overrides.
-        transit: TransitOptions,
     },
 }
-
-/// No Transit overrides.
-const NO_TRANSIT_OPTIONS: TransitOptions = TransitOptions {
-    transit_helper: None,
-    no_listen: false,
-};
-
-/// The longest allocated code we agree to make, in words.
-const MAX_CODE_WORDS: usize = 16;
 
 impl WormholeKind {
     /// The name shown by `list`.
@@ -95,14 +82,6 @@ impl WormholeKind {
             Self::SendText { .. } => "send-text",
             Self::SendFile { .. } => "send-file",
             Self::Receive { .. } => "receive",
-        }
-    }
-
-    /// The Transit overrides of the request.
-    pub(crate) fn transit_options(&self) -> &TransitOptions {
-        match self {
-            Self::SendFile { transit, .. } | Self::Receive { transit, .. } => transit,
-            Self::SendText { .. } => &NO_TRANSIT_OPTIONS,
         }
     }
 
@@ -164,10 +143,13 @@ pub(crate) fn validate_code(code: Option<&str>, length: Option<usize>) -> Result
             .map_err(|e| ControlError::new(ErrorCode::InvalidArgument, e.to_string()))?;
     }
     if let Some(length) = length {
-        if length == 0 || length > MAX_CODE_WORDS {
+        if length == 0 || length > code::MAX_CODE_WORDS {
             return Err(ControlError::new(
                 ErrorCode::InvalidArgument,
-                format!("code length must be between 1 and {MAX_CODE_WORDS} words"),
+                format!(
+                    "code length must be between 1 and {} words",
+                    code::MAX_CODE_WORDS
+                ),
             ));
         }
     }
@@ -720,5 +702,24 @@ impl Handler<AppCommand> for WormholeApp {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One limit for every requested code length: 1 to [`code::MAX_CODE_WORDS`] words.
+    #[test]
+    fn code_lengths_are_checked_against_the_one_limit() {
+        assert!(validate_code(None, None).is_ok());
+        assert!(validate_code(None, Some(1)).is_ok());
+        assert!(validate_code(None, Some(code::MAX_CODE_WORDS)).is_ok());
+        for bad in [0, code::MAX_CODE_WORDS + 1] {
+            let err = validate_code(None, Some(bad)).expect_err("out of range");
+            assert_eq!(err.code, ErrorCode::InvalidArgument);
+        }
+        assert!(validate_code(Some("7-guitarist-revenge"), Some(2)).is_ok());
+        assert!(validate_code(Some("seven-a"), None).is_err());
     }
 }

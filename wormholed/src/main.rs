@@ -59,13 +59,7 @@ fn main() -> anyhow::Result<()> {
         tls: connection::tls_config().context("setting up TLS")?,
         transit_relay: config.transit.relay.value.clone(),
         transit_listen: config.transit.listen.value,
-        hint_addresses: config
-            .transit
-            .hint_addresses
-            .value
-            .iter()
-            .filter_map(|address| address.parse().ok())
-            .collect(),
+        hint_addresses: config.transit.resolve_hint_addresses()?,
         idle_timeout: Duration::from_secs(config.transit.idle_timeout.value),
         parts: part_files::PartJournal::new(parts_folder(&socket)),
         socket_dir: socket

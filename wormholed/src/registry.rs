@@ -23,6 +23,7 @@ use wormhole_protocol::mailbox::CodeSource;
 use crate::app::{validate_code, validate_send_path, AppCommand, WormholeKind};
 use crate::dilation::DilateCommand;
 use crate::file_transfer::{self, BuiltOffer};
+use crate::transit::TransitConfig;
 use crate::wire::{self, Settings};
 
 /// Identifies one control connection.
@@ -97,9 +98,6 @@ struct Entry {
     dilation: Option<Recipient<DilateCommand>>,
 }
 
-/// The longest allocated code of a dilated wormhole, in words.
-const MAX_DILATE_CODE_WORDS: usize = 16;
-
 /// The registry actor.
 pub(crate) struct Registry {
     settings: Settings,
@@ -127,6 +125,7 @@ impl Registry {
         ctx: &mut Context<Self>,
         client: &Client,
         kind: WormholeKind,
+        transit: TransitConfig,
         options: &WormholeOptions,
     ) -> WormholeId {
         let id = self.next_id;
@@ -136,6 +135,7 @@ impl Registry {
         let commands = wire::spawn_wormhole(
             id,
             kind,
+            transit,
             &settings,
             client.clone(),
             ctx.address().recipient(),
@@ -160,7 +160,7 @@ impl Registry {
         client: &Client,
         code: CodeSource,
         options: &WormholeOptions,
-        transit: &TransitOptions,
+        transit: TransitConfig,
         subprotocols: Option<Vec<String>>,
     ) -> WormholeId {
         let id = self.next_id;
@@ -275,7 +275,7 @@ struct PendingSendFile {
     code_length: Option<usize>,
     verify: bool,
     options: WormholeOptions,
-    transit: TransitOptions,
+    transit: TransitConfig,
 }
 
 /// The offer of a [`PendingSendFile`] is built (or cannot be).
@@ -332,9 +332,8 @@ impl Handler<OfferBuilt> for Registry {
             code,
             code_length,
             verify,
-            transit,
         };
-        let wormhole = self.create(ctx, &client, kind, &options);
+        let wormhole = self.create(ctx, &client, kind, transit, &options);
         client.respond(id, Ok(ResponseBody::Created { wormhole }));
     }
 }
@@ -368,10 +367,14 @@ impl Handler<ClientRequest> for Registry {
                     code_length,
                     verify,
                 };
-                if let Err(err) = kind.validate() {
-                    return client.respond(id, Err(err));
-                }
-                let wormhole = self.create(ctx, &client, kind, &options);
+                let checked = kind
+                    .validate()
+                    .and_then(|()| self.settings.transit(&TransitOptions::default()));
+                let transit = match checked {
+                    Ok(transit) => transit,
+                    Err(err) => return client.respond(id, Err(err)),
+                };
+                let wormhole = self.create(ctx, &client, kind, transit, &options);
                 client.respond(id, Ok(ResponseBody::Created { wormhole }));
             }
             RequestBody::SendFile {
@@ -384,10 +387,12 @@ impl Handler<ClientRequest> for Registry {
             } => {
                 let path = PathBuf::from(path);
                 let checked = validate_send_path(&path)
-                    .and_then(|()| validate_code(code.as_deref(), code_length));
-                if let Err(err) = checked {
-                    return client.respond(id, Err(err));
-                }
+                    .and_then(|()| validate_code(code.as_deref(), code_length))
+                    .and_then(|()| self.settings.transit(&transit));
+                let transit = match checked {
+                    Ok(transit) => transit,
+                    Err(err) => return client.respond(id, Err(err)),
+                };
                 // What cannot be sent is refused before a code exists: the offer (a folder's
                 // zip too) is built off the arbiter first, as the reference does.
                 let request = PendingSendFile {
@@ -430,12 +435,15 @@ impl Handler<ClientRequest> for Registry {
                     accept_file,
                     output: output.map(Into::into),
                     directory: directory.map(Into::into),
-                    transit,
                 };
-                if let Err(err) = kind.validate() {
-                    return client.respond(id, Err(err));
-                }
-                let wormhole = self.create(ctx, &client, kind, &options);
+                let checked = kind
+                    .validate()
+                    .and_then(|()| self.settings.transit(&transit));
+                let transit = match checked {
+                    Ok(transit) => transit,
+                    Err(err) => return client.respond(id, Err(err)),
+                };
+                let wormhole = self.create(ctx, &client, kind, transit, &options);
                 client.respond(id, Ok(ResponseBody::Created { wormhole }));
             }
             RequestBody::Complete { wormhole, prefix } => {
@@ -514,23 +522,23 @@ impl Handler<ClientRequest> for Registry {
                     return client
                         .respond(id, Err(ControlError::new(ErrorCode::InvalidArgument, bad)));
                 }
-                let source = match (code, code_length) {
-                    (Some(code), _) => CodeSource::Set(code),
-                    (None, Some(words)) if !(1..=MAX_DILATE_CODE_WORDS).contains(&words) => {
-                        return client.respond(
-                            id,
-                            Err(ControlError::new(
-                                ErrorCode::InvalidArgument,
-                                format!("code_length must be 1 to {MAX_DILATE_CODE_WORDS}"),
-                            )),
-                        );
+                let source = match code {
+                    Some(code) => CodeSource::Set(code),
+                    None => {
+                        if let Err(err) = validate_code(None, code_length) {
+                            return client.respond(id, Err(err));
+                        }
+                        CodeSource::Allocate {
+                            words: code_length.unwrap_or(self.settings.code_words),
+                        }
                     }
-                    (None, words) => CodeSource::Allocate {
-                        words: words.unwrap_or(self.settings.code_words),
-                    },
+                };
+                let transit = match self.settings.transit(&transit) {
+                    Ok(transit) => transit,
+                    Err(err) => return client.respond(id, Err(err)),
                 };
                 let wormhole =
-                    self.create_dilated(ctx, &client, source, &options, &transit, subprotocols);
+                    self.create_dilated(ctx, &client, source, &options, transit, subprotocols);
                 client.respond(id, Ok(ResponseBody::Created { wormhole }));
             }
             RequestBody::Listen {

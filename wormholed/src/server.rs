@@ -18,6 +18,7 @@ use interprocess::local_socket::tokio::prelude::*;
 use interprocess::local_socket::{GenericFilePath, ListenerOptions};
 use interprocess::os::unix::local_socket::ListenerOptionsExt;
 use tokio::sync::Semaphore;
+use wormhole_config::own_uid;
 
 use crate::registry::{ClientRequest, SessionGone};
 use crate::session::ControlSession;
@@ -72,11 +73,6 @@ fn io_error(path: &Path) -> impl FnOnce(io::Error) -> ServeError + '_ {
         path: path.to_owned(),
         source,
     }
-}
-
-/// Our effective uid.
-pub(crate) fn own_uid() -> u32 {
-    nix::unistd::geteuid().as_raw()
 }
 
 /// Whether a folder with this `owner` and `mode` may hold our sockets: it must be ours (`uid`),

@@ -11,7 +11,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use wormhole_protocol::control::{TransitOptions, WormholeId, WormholeOptions};
+use wormhole_protocol::control::{
+    ControlError, ErrorCode, TransitOptions, WormholeId, WormholeOptions,
+};
 use wormhole_protocol::dilation::{self, Dilation, DilationConfig};
 use wormhole_protocol::mailbox::{CodeSource, Event, Input, Output, Wormhole, WormholeConfig};
 
@@ -22,7 +24,7 @@ use crate::dilation::{DilateCommand, DilationHost, DilationSetup};
 use crate::host::{Halt, Machine, MachineHost};
 use crate::part_files::PartJournal;
 use crate::registry::{Client, WormholeNote};
-use crate::transit::TransitConfig;
+use crate::transit::{self, TransitConfig};
 
 /// What every new wormhole is made with.
 #[derive(Clone)]
@@ -62,23 +64,26 @@ impl Settings {
         settings
     }
 
-    /// The Transit configuration of a file transfer with these per-request overrides.
-    pub(crate) fn transit(&self, options: &TransitOptions) -> TransitConfig {
+    /// The Transit configuration of a wormhole with these per-request overrides; a bad relay
+    /// (`transit_helper`) is an `invalid-argument` error, given when the request arrives.
+    pub(crate) fn transit(&self, options: &TransitOptions) -> Result<TransitConfig, ControlError> {
         let relay = options
             .transit_helper
-            .clone()
-            .unwrap_or_else(|| self.transit_relay.clone());
-        TransitConfig {
-            relays: if relay.is_empty() {
-                Vec::new()
-            } else {
-                vec![relay]
-            },
+            .as_deref()
+            .unwrap_or(&self.transit_relay);
+        let relays = transit::relays(relay).map_err(|e| {
+            ControlError::new(
+                ErrorCode::InvalidArgument,
+                format!("bad transit relay: {e}"),
+            )
+        })?;
+        Ok(TransitConfig {
+            relays,
             listen: self.transit_listen && !options.no_listen,
             hint_addresses: self.hint_addresses.clone(),
             idle_timeout: self.idle_timeout,
             parts: self.parts.clone(),
-        }
+        })
     }
 }
 
@@ -205,13 +210,13 @@ impl MailboxHalf {
 pub(crate) fn spawn_wormhole(
     id: WormholeId,
     kind: WormholeKind,
+    transit: TransitConfig,
     settings: &Settings,
     owner: Client,
     registry: Recipient<WormholeNote>,
 ) -> Recipient<AppCommand> {
     let mailbox = MailboxHalf::new(settings);
     let code_source = kind.code_source(settings.code_words);
-    let transit = settings.transit(kind.transit_options());
     let app = WormholeApp::new(
         id,
         kind,
@@ -240,7 +245,7 @@ pub(crate) fn spawn_wormhole(
 pub(crate) fn spawn_dilated(
     id: WormholeId,
     code: CodeSource,
-    transit: &TransitOptions,
+    transit: TransitConfig,
     subprotocols: Option<Vec<String>>,
     settings: &Settings,
     owner: Client,
@@ -255,7 +260,7 @@ pub(crate) fn spawn_dilated(
         registry,
         mailbox: mailbox.host.clone().recipient(),
         halt: mailbox.halt(),
-        transit: settings.transit(transit),
+        transit,
         socket_dir: settings.socket_dir.clone(),
         machine: Dilation::new(config),
     })

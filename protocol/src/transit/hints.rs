@@ -105,6 +105,14 @@ impl RelayHint {
         json!({ "type": "relay-v1", "hints": hints })
     }
 
+    /// Parses a relay argument, `tcp:HOST:PORT[:priority=F]` (the Python CLI's
+    /// `--transit-helper`, [`parse_hint_argv`]): a relay reached through that one hint. The one
+    /// parser of relay arguments, whether they come from the config file, the environment or a
+    /// request.
+    pub fn from_argv(argv: &str) -> Result<Self, HintError> {
+        parse_hint_argv(argv).map(|hint| Self { hints: vec![hint] })
+    }
+
     /// Parses one `relay-v1` hint dict; `None` for other types, and for relays with no usable
     /// nested hint.
     #[must_use]
@@ -311,6 +319,37 @@ mod tests {
                 }]
             }]
         );
+    }
+
+    /// A relay argument is one relay of one hint; whatever `parse_hint_argv` refuses, it refuses.
+    #[test]
+    fn relay_from_argv() {
+        assert_eq!(
+            RelayHint::from_argv("tcp:transit.example:4001:priority=2.5"),
+            Ok(RelayHint {
+                hints: vec![DirectHint {
+                    hostname: "transit.example".into(),
+                    port: 4001,
+                    priority: 2.5
+                }]
+            })
+        );
+        assert_eq!(
+            RelayHint::from_argv("tcp:[::1]:4001").map(|r| r.hints),
+            Ok(vec![DirectHint::new("::1", 4001)])
+        );
+        for bad in [
+            "",
+            "transit.example:4001",
+            "udp:transit.example:4001",
+            "tcp:transit.example",
+            "tcp:transit.example:0",
+            "tcp:transit.example:port",
+            "tcp:[nope]:4001",
+            "tcp:transit.example:4001:priority=high",
+        ] {
+            assert!(RelayHint::from_argv(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

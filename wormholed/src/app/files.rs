@@ -16,13 +16,14 @@ use wormhole_protocol::crypto;
 use wormhole_protocol::transfer::{
     FileReceiverInput, FileSender, FileSenderInput, FileSenderOutput, IncomingOffer,
 };
+use wormhole_protocol::transit::Role;
 
 use super::{Transfer, WormholeApp};
 use crate::file_transfer::{
     self, BuiltOffer, Cancel, DataEvent, DataNews, DataPath, Destination, Source,
 };
 use crate::registry::Client;
-use crate::transit::{self, PendingTransit, Role, TransitConfig};
+use crate::transit::{self, PendingTransit, TransitConfig};
 
 /// How long a data path that the peer broke off waits for the peer's reason before it reports
 /// its own.

@@ -101,12 +101,10 @@ impl Gauge {
     }
 }
 
-/// Binds our listener for a generation, reports our direct hints, then accepts.
+/// Binds our listener for a generation, reports our direct hints (of `addresses`, every local
+/// address when empty), then accepts.
 pub(super) async fn listen(generation: Generation, addresses: Vec<IpAddr>, me: Recipient<Io>) {
-    let listener = match crate::transit::bind_listener(addresses.iter().any(IpAddr::is_ipv6))
-        .await
-        .and_then(|l| l.local_addr().map(|a| (l, a.port())))
-    {
+    let (listener, direct) = match crate::transit::listen_direct(&addresses).await {
         Ok(bound) => bound,
         Err(e) => {
             tracing::warn!(error = %e, "dilation: cannot listen; dialling only");
@@ -119,11 +117,6 @@ pub(super) async fn listen(generation: Generation, addresses: Vec<IpAddr>, me: R
             return;
         }
     };
-    let (listener, port) = listener;
-    let direct = addresses
-        .iter()
-        .map(|addr| DirectHint::new(addr.to_string(), port))
-        .collect();
     if me.send(Io::Listening { generation, direct }).await.is_err() {
         return;
     }
@@ -162,7 +155,7 @@ pub(super) async fn dial(
     let attempts = if relay { RELAY_ATTEMPTS } else { 1 };
     let mut pause = Duration::from_millis(500);
     for attempt in 1..=attempts {
-        let connect = TcpStream::connect((hint.hostname.as_str(), hint.port));
+        let connect = crate::transit::dial(&hint);
         match tokio::time::timeout(DIAL_TIMEOUT, connect).await {
             Ok(Ok(stream)) => {
                 tracing::debug!(%hint, relay, generation, "dilation: dialled");
@@ -398,7 +391,7 @@ pub(super) fn bind_private(path: &Path) -> io::Result<UnixListener> {
 /// connection from another uid (possible only if someone widened the socket's mode) is logged
 /// and closed, and the socket goes on waiting for ours.
 pub(super) async fn accept_client(scid: SubchannelId, listener: UnixListener, me: Recipient<Io>) {
-    let uid = crate::server::own_uid();
+    let uid = wormhole_config::own_uid();
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {

@@ -57,7 +57,7 @@ use wormhole_protocol::dilation::{
     Output as DilationOutput, SubchannelId,
 };
 use wormhole_protocol::mailbox::{Event, Input, Mood};
-use wormhole_protocol::transit::hints::{parse_hint_argv, DirectHint, RelayHint, TransitHints};
+use wormhole_protocol::transit::hints::{DirectHint, TransitHints};
 use wormhole_protocol::transit::race;
 
 use crate::app::{failure_kind, mood_name, AppCommand, AppEvent, AppKey};
@@ -239,7 +239,6 @@ pub(crate) struct DilationHost {
     mailbox: Recipient<Feed<Input>>,
     halt: Option<Box<dyn FnOnce()>>,
     transit: TransitConfig,
-    our_relays: Vec<RelayHint>,
     socket_dir: PathBuf,
     machine: Dilation,
     timer: Option<(Instant, SpawnHandle)>,
@@ -261,18 +260,6 @@ pub(crate) struct DilationHost {
 impl DilationHost {
     /// A host for `setup.machine`; it starts once the mailbox reports the key and versions.
     pub(crate) fn new(setup: DilationSetup) -> Self {
-        let our_relays = setup
-            .transit
-            .relays
-            .iter()
-            .filter_map(|relay| match parse_hint_argv(relay) {
-                Ok(hint) => Some(RelayHint { hints: vec![hint] }),
-                Err(e) => {
-                    tracing::warn!(%relay, error = %e, "dilation: ignoring a bad transit relay");
-                    None
-                }
-            })
-            .collect();
         Self {
             id: setup.id,
             audience: Audience::new(setup.id, setup.owner),
@@ -280,7 +267,6 @@ impl DilationHost {
             mailbox: setup.mailbox,
             halt: Some(setup.halt),
             transit: setup.transit,
-            our_relays,
             socket_dir: setup.socket_dir,
             machine: setup.machine,
             timer: None,
@@ -495,22 +481,22 @@ impl DilationHost {
     fn start_connecting(&mut self, generation: Generation, ctx: &mut Context<Self>) {
         let me = ctx.address().recipient::<Io>();
         if self.transit.listen {
-            let addresses = if self.transit.hint_addresses.is_empty() {
-                crate::transit::addrs::local_addresses()
-            } else {
-                self.transit.hint_addresses.clone()
-            };
-            let task = actix::spawn(io::listen(generation, addresses, me.clone()));
+            let task = actix::spawn(io::listen(
+                generation,
+                self.transit.hint_addresses.clone(),
+                me.clone(),
+            ));
             self.generations.entry(generation).or_default().push(task);
         } else {
             let hints = TransitHints {
                 direct: Vec::new(),
-                relays: self.our_relays.clone(),
+                relays: self.transit.relays.clone(),
             };
             self.feed(DilationInput::LocalHints { generation, hints }, ctx);
         }
         let relays: Vec<DirectHint> = self
-            .our_relays
+            .transit
+            .relays
             .iter()
             .flat_map(|r| r.hints.iter().cloned())
             .collect();
@@ -843,7 +829,7 @@ impl Handler<Io> for DilationHost {
             Io::Listening { generation, direct } => {
                 let hints = TransitHints {
                     direct,
-                    relays: self.our_relays.clone(),
+                    relays: self.transit.relays.clone(),
                 };
                 self.feed(DilationInput::LocalHints { generation, hints }, ctx);
             }

@@ -6,7 +6,8 @@
 //! The established connection is a blocking [`std::net::TcpStream`] so that the bulk data path
 //! runs on worker threads, off the arbiter that serves the mailbox and control actors.
 //!
-//! - [`prepare`] binds the listener (tokio, on the current arbiter) and builds our hints.
+//! - [`prepare`] binds the listener (tokio, on the current arbiter) and builds our hints;
+//!   [`listen_direct`], [`dial`] and [`relays`] serve Dilation as well.
 //! - [`PendingTransit::connect`] runs the race: each candidate is a future that dials (or was
 //!   accepted), then drives its [`Handshake`] reading exactly the bytes it wants; the
 //!   [`Race`] says when to dial what and who wins. Futures need not be `Send`.
@@ -15,7 +16,7 @@
 //!
 //! Mirrors `Common` / `TransitSender` / `TransitReceiver` of `src/wormhole/transit.py`.
 
-pub(crate) mod addrs;
+mod addrs;
 mod records;
 
 use std::io;
@@ -27,9 +28,9 @@ use futures_util::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use wormhole_protocol::transit::handshake::Handshake;
-use wormhole_protocol::transit::hints::{parse_hint_argv, DirectHint, RelayHint, TransitHints};
+use wormhole_protocol::transit::hints::{DirectHint, HintError, RelayHint, TransitHints};
 use wormhole_protocol::transit::race::{CandidateId, Outcome, Race, Verdict, NEGOTIATION_TIMEOUT};
-use wormhole_protocol::transit::Role as ProtoRole;
+use wormhole_protocol::transit::Role;
 
 pub(crate) use records::{RecordReader, RecordWriter};
 
@@ -39,29 +40,11 @@ use crate::part_files::PartJournal;
 /// connections are closed at once.
 const MAX_CANDIDATES: usize = 64;
 
-/// Which end of file transfer v1 we are: the sender writes `go`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Role {
-    /// Offers the file; picks the winning connection.
-    Sender,
-    /// Accepts the file; waits for `go`.
-    Receiver,
-}
-
-impl From<Role> for ProtoRole {
-    fn from(role: Role) -> Self {
-        match role {
-            Role::Sender => Self::Sender,
-            Role::Receiver => Self::Receiver,
-        }
-    }
-}
-
 /// How Transit may connect.
 #[derive(Clone, Debug)]
 pub(crate) struct TransitConfig {
-    /// Relay helpers, each `tcp:HOST:PORT` (from `--transit-helper` or config).
-    pub(crate) relays: Vec<String>,
+    /// Relay helpers (from `--transit-helper` or config), parsed by [`relays`].
+    pub(crate) relays: Vec<RelayHint>,
     /// Listen for direct connections (`--no-listen` clears it).
     pub(crate) listen: bool,
     /// Local addresses advertised as direct hints; empty means every non-loopback address.
@@ -81,9 +64,6 @@ pub(crate) enum TransitError {
     /// The peer's transit message was malformed.
     #[error("the peer's transit hints are malformed: {0}")]
     BadHints(String),
-    /// A configured relay (`--transit-helper`) is not `tcp:HOST:PORT[:priority=F]`.
-    #[error("bad transit relay: {0}")]
-    BadRelay(String),
     /// Socket IO failed.
     #[error("transit IO error: {0}")]
     Io(#[from] io::Error),
@@ -106,27 +86,9 @@ pub(crate) async fn prepare(
     role: Role,
     transit_key: [u8; 32],
 ) -> Result<(PendingTransit, serde_json::Value), TransitError> {
-    let our_relays = config
-        .relays
-        .iter()
-        .map(|relay| {
-            parse_hint_argv(relay)
-                .map(|hint| RelayHint { hints: vec![hint] })
-                .map_err(|e| TransitError::BadRelay(e.to_string()))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let our_relays = config.relays;
     let (listener, direct) = if config.listen {
-        let addresses = if config.hint_addresses.is_empty() {
-            addrs::local_addresses()
-        } else {
-            config.hint_addresses
-        };
-        let listener = bind_listener(addresses.iter().any(IpAddr::is_ipv6)).await?;
-        let port = listener.local_addr()?.port();
-        let direct = addresses
-            .iter()
-            .map(|addr| DirectHint::new(addr.to_string(), port))
-            .collect();
+        let (listener, direct) = listen_direct(&config.hint_addresses).await?;
         (Some(listener), direct)
     } else {
         (None, Vec::new())
@@ -147,9 +109,53 @@ pub(crate) async fn prepare(
     Ok((pending, hints.to_message()))
 }
 
+/// The relays of a relay argument (`--transit-helper`, `transit.relay`): none for the empty
+/// string, else the one relay [`RelayHint::from_argv`] parses. The one parser of relays for
+/// Transit and Dilation alike; a request's bad relay is refused when it arrives.
+pub(crate) fn relays(argv: &str) -> Result<Vec<RelayHint>, HintError> {
+    if argv.is_empty() {
+        return Ok(Vec::new());
+    }
+    RelayHint::from_argv(argv).map(|relay| vec![relay])
+}
+
+/// Binds a listener for direct connections, for Transit and Dilation alike, and returns it with
+/// the direct hints to advertise: one per address of `hint_addresses` (every local address when
+/// it is empty), each with the listener's port.
+pub(crate) async fn listen_direct(
+    hint_addresses: &[IpAddr],
+) -> io::Result<(TcpListener, Vec<DirectHint>)> {
+    let addresses = advertised(hint_addresses);
+    let listener = bind_listener(addresses.iter().any(IpAddr::is_ipv6)).await?;
+    let port = listener.local_addr()?.port();
+    Ok((listener, direct_hints(&addresses, port)))
+}
+
+/// Dials a hint (a peer's direct hint, or a relay), for Transit and Dilation alike.
+pub(crate) async fn dial(hint: &DirectHint) -> io::Result<TcpStream> {
+    TcpStream::connect((hint.hostname.as_str(), hint.port)).await
+}
+
+/// The addresses advertised as direct hints: the configured ones, else every local address.
+fn advertised(hint_addresses: &[IpAddr]) -> Vec<IpAddr> {
+    if hint_addresses.is_empty() {
+        addrs::local_addresses()
+    } else {
+        hint_addresses.to_vec()
+    }
+}
+
+/// One direct hint per address, all with our listener's `port`.
+fn direct_hints(addresses: &[IpAddr], port: u16) -> Vec<DirectHint> {
+    addresses
+        .iter()
+        .map(|addr| DirectHint::new(addr.to_string(), port))
+        .collect()
+}
+
 /// A listener on a random port of every address: `[::]` (dual-stack) when an IPv6 address is
 /// advertised, else `0.0.0.0`.
-pub(crate) async fn bind_listener(ipv6: bool) -> io::Result<TcpListener> {
+async fn bind_listener(ipv6: bool) -> io::Result<TcpListener> {
     if ipv6 {
         if let Ok(listener) = TcpListener::bind("[::]:0").await {
             return Ok(listener);
@@ -182,10 +188,9 @@ impl PendingTransit {
     ) -> Result<TransitConnection, TransitError> {
         let peer = TransitHints::from_message(peer_transit)
             .map_err(|e| TransitError::BadHints(e.to_string()))?;
-        let role: ProtoRole = self.role.into();
         let mut race = Race::new(
             tokio::time::Instant::now().into_std(),
-            role,
+            self.role,
             &peer,
             &self.our_relays,
             self.listener.is_some(),
@@ -301,7 +306,7 @@ impl PendingTransit {
         id: CandidateId,
         source: Source,
     ) -> (CandidateId, Result<Finished, String>) {
-        let role: ProtoRole = self.role.into();
+        let role = self.role;
         let key = self.transit_key;
         let side = self.side.clone();
         let work = async move {
@@ -317,7 +322,7 @@ impl PendingTransit {
                     } else {
                         format!("->{hint}")
                     };
-                    let stream = TcpStream::connect((hint.hostname.as_str(), hint.port))
+                    let stream = dial(&hint)
                         .await
                         .map_err(|e| format!("{description}: {e}"))?;
                     let handshake = if relay {
@@ -423,10 +428,9 @@ impl TransitConnection {
     /// Splits into the half that sends records and the half that receives them.
     pub(crate) fn split(self) -> io::Result<(RecordWriter, RecordReader)> {
         let read_half = self.stream.try_clone()?;
-        let role: ProtoRole = self.role.into();
         Ok((
-            RecordWriter::new(self.stream, role, &self.transit_key),
-            RecordReader::new(read_half, self.leftover, role, &self.transit_key),
+            RecordWriter::new(self.stream, self.role, &self.transit_key),
+            RecordReader::new(read_half, self.leftover, self.role, &self.transit_key),
         ))
     }
 }

@@ -6,14 +6,18 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::thread;
 
 use wormhole_protocol::transit::race::RELAY_DELAY;
+use wormhole_protocol::transit::Role;
 
 use super::*;
 
 const KEY: [u8; 32] = [0x5a; 32];
 
-fn loopback_config(listen: bool, relays: Vec<String>) -> TransitConfig {
+fn loopback_config(listen: bool, relay_args: Vec<String>) -> TransitConfig {
     TransitConfig {
-        relays,
+        relays: relay_args
+            .iter()
+            .flat_map(|argv| relays(argv).expect("a good relay"))
+            .collect(),
         listen,
         hint_addresses: vec![IpAddr::V4(Ipv4Addr::LOCALHOST)],
         idle_timeout: Duration::from_secs(300),
@@ -204,17 +208,44 @@ async fn wrong_key_fails_fast_without_listener() {
     assert!(err.to_string().contains("bad handshake"), "{err}");
 }
 
+/// One parser of relays for Transit and Dilation: none for the empty argument, one relay for a
+/// good one, an error (never a skipped relay) for a bad one.
+#[test]
+fn parses_relays_once_with_one_policy() {
+    assert_eq!(relays(""), Ok(Vec::new()));
+    assert_eq!(
+        relays("tcp:127.0.0.1:4001"),
+        Ok(vec![RelayHint {
+            hints: vec![DirectHint::new("127.0.0.1", 4001)]
+        }])
+    );
+    assert!(relays("relay.example").is_err());
+    assert!(relays("tcp:relay.example:0").is_err());
+}
+
+/// The direct hints advertised: the configured addresses, each with the listener's port; every
+/// local address when none is configured.
 #[tokio::test]
-async fn rejects_bad_hints_and_relays() {
-    let err = prepare(
-        loopback_config(false, vec!["relay.example".into()]),
-        Role::Sender,
-        KEY,
-    )
-    .await
-    .err()
-    .expect("bad relay");
-    assert!(matches!(err, TransitError::BadRelay(_)), "{err}");
+async fn lists_direct_hints_of_the_listener() {
+    let v6: IpAddr = "2001:db8::1".parse().expect("ip");
+    assert_eq!(
+        direct_hints(&[IpAddr::V4(Ipv4Addr::LOCALHOST), v6], 4242),
+        vec![
+            DirectHint::new("127.0.0.1", 4242),
+            DirectHint::new("2001:db8::1", 4242)
+        ]
+    );
+    assert_eq!(advertised(&[v6]), vec![v6]);
+    assert_eq!(advertised(&[]), addrs::local_addresses());
+    let (listener, direct) = listen_direct(&[IpAddr::V4(Ipv4Addr::LOCALHOST)])
+        .await
+        .expect("listens");
+    let port = listener.local_addr().expect("bound").port();
+    assert_eq!(direct, vec![DirectHint::new("127.0.0.1", port)]);
+}
+
+#[tokio::test]
+async fn rejects_bad_hints() {
     let (pending, _) = prepare(loopback_config(false, vec![]), Role::Sender, KEY)
         .await
         .expect("prepare");
