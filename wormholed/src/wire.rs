@@ -6,27 +6,29 @@
 //! each other only through the `Recipient`s handed out here.
 
 use std::net::IpAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
+use wormhole_config::Config;
 use wormhole_protocol::control::{TransitOptions, WormholeId, WormholeOptions};
 use wormhole_protocol::dilation::{self, Dilation, DilationConfig};
 use wormhole_protocol::mailbox::{CodeSource, Event, Input, Output, Wormhole, WormholeConfig};
 
 use crate::app::{AppCommand, AppEvent, AppKey, AppSetup, WormholeApp, WormholeKind};
 use crate::clock;
-use crate::connection::{Connect, Disconnect, MailboxConnection, SendFrame};
+use crate::connection::{tls_config, Connect, Disconnect, MailboxConnection, SendFrame};
 use crate::dilation::{DilateCommand, DilationHost, DilationSetup};
 use crate::host::{Halt, Machine, MachineHost};
 use crate::part_files::PartJournal;
 use crate::registry::{Client, WormholeNote};
 use crate::transit::TransitConfig;
 
-/// What every new wormhole is made with.
+/// What every new wormhole is made with: the daemon's configuration, resolved once at start
+/// ([`Settings::from_config`]); a request may override some of it.
 #[derive(Clone)]
-pub(crate) struct Settings {
+pub struct Settings {
     /// Mailbox server URL.
     pub(crate) mailbox_url: String,
     /// Application id.
@@ -50,6 +52,32 @@ pub(crate) struct Settings {
 }
 
 impl Settings {
+    /// The settings of a daemon with this configuration serving the control socket at
+    /// `socket` (its folder also holds the subchannel sockets). Fails only when the TLS
+    /// settings for `wss://` cannot be set up.
+    pub fn from_config(config: &Config, socket: &Path) -> Result<Self, rustls::Error> {
+        Ok(Self {
+            mailbox_url: config.mailbox.url.value.clone(),
+            appid: config.mailbox.appid.value.clone(),
+            code_words: config.mailbox.code_length.value,
+            tls: tls_config()?,
+            transit_relay: config.transit.relay.value.clone(),
+            transit_listen: config.transit.listen.value,
+            hint_addresses: config
+                .transit
+                .hint_addresses
+                .value
+                .iter()
+                .filter_map(|address| address.parse().ok())
+                .collect(),
+            idle_timeout: Duration::from_secs(config.transit.idle_timeout.value),
+            parts: PartJournal::new(parts_folder(socket)),
+            socket_dir: socket
+                .parent()
+                .map_or_else(|| PathBuf::from("."), Path::to_path_buf),
+        })
+    }
+
     /// These settings with a request's overrides applied.
     pub(crate) fn with_overrides(&self, options: &WormholeOptions) -> Self {
         let mut settings = self.clone();
@@ -80,6 +108,15 @@ impl Settings {
             parts: self.parts.clone(),
         }
     }
+}
+
+/// The journal of receivers' temporary files: `parts/` in the state folder, else beside the
+/// control socket.
+fn parts_folder(socket: &Path) -> PathBuf {
+    Config::state_dir()
+        .or_else(|| socket.parent().map(Path::to_path_buf))
+        .unwrap_or_else(std::env::temp_dir)
+        .join("parts")
 }
 
 /// The Wormhole machine as the host sees it: finished once it has reported `Closed`.
