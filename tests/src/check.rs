@@ -4,6 +4,8 @@
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
+use wormholectl::exit::ExitCode;
+
 use crate::{python_script, python_wormhole, venv_python, Daemon, MailboxServer, Process};
 
 /// The Python CLI with `--relay-url` of `server`, then `args`.
@@ -103,7 +105,8 @@ pub fn assert_received(output: &Output, text: &str) {
 
 /// Panics unless our `output` failed with exit code `code` and printed exactly one `Error: `
 /// line, last on stderr, containing every one of `needles`; returns that line.
-pub fn assert_our_failure(output: &Output, code: i32, needles: &[&str]) -> String {
+pub fn assert_our_failure(output: &Output, code: ExitCode, needles: &[&str]) -> String {
+    let code = i32::from(code.code());
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     let report = format!(
         "--- stdout:\n{}\n--- stderr:\n{stderr}",

@@ -1,5 +1,13 @@
-//! [`Control`]: a client of the daemon's control socket speaking newline-delimited JSON, for the
-//! tests that drive ops and events directly (e.g. Dilation's `dilate`, `listen`, events).
+//! [`Control`]: a raw client of the daemon's control socket, speaking newline-delimited JSON
+//! built by hand.
+//!
+//! Raw on purpose: tests/tests/dilation_bad_input.rs sends requests that the daemon must refuse
+//! (subprotocol names out of bounds, ops on wormholes of the wrong kind) and asserts on the
+//! daemon's lines as JSON, field by field, including the events that piled up meanwhile
+//! ([`Control::events`]). The other Dilation tests drive their ops and events with it too
+//! (`dilate`, `listen`, `attach`), through the helpers they share with that file
+//! ([`crate::dilation`]). A test that only speaks well-formed requests takes the typed client,
+//! wormholectl's own, from [`crate::Daemon::connection`].
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;

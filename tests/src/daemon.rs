@@ -15,10 +15,12 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use tempfile::TempDir;
+use wormholectl::connection::{Connection, Start};
 
 use crate::paths::bin_path;
 use crate::process::Process;
 use crate::python::MailboxServer;
+use crate::TIMEOUT;
 
 /// Bound on the daemon's start, up to its readiness line.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
@@ -141,6 +143,18 @@ impl Daemon {
     /// config, relay URL, home), working directory the daemon's folder, stdin null.
     pub fn ctl(&self) -> Command {
         hermetic(bin_path("wormholectl"), self.dir.path(), &self.env)
+    }
+
+    /// A typed control connection to the daemon (wormholectl's client, past `hello`), each wait
+    /// for a line bounded by [`TIMEOUT`]. It never starts a daemon.
+    pub fn connection(&self) -> Connection {
+        let connection = Connection::open(&self.socket, Start::Never)
+            .unwrap_or_else(|e| panic!("connecting to the daemon: {e:#}"))
+            .expect("the daemon listens");
+        connection
+            .set_read_timeout(Some(TIMEOUT))
+            .expect("a read timeout");
+        connection
     }
 
     /// The control socket's path.

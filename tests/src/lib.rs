@@ -15,9 +15,15 @@
 //! - [`paths`]: where the venv, the Python helper scripts (`tests/python/`) and our binaries are.
 //! - [`python`]: [`MailboxServer`] and [`TransitRelay`] (the reference servers, in memory, on
 //!   127.0.0.1), and [`python_wormhole`] (the reference CLI, with loopback-only hints).
-//! - [`daemon`]: [`Daemon`], a `wormholed` on a temporary socket, and [`Daemon::ctl`] for the
-//!   `wormholectl` commands that talk to it.
-//! - [`control`]: [`Control`], a client of the daemon's control socket (ops, events).
+//! - [`daemon`]: [`Daemon`], a `wormholed` on a temporary socket, [`Daemon::ctl`] for the
+//!   `wormholectl` commands that talk to it, and [`Daemon::connection`], wormholectl's typed
+//!   control client (`wormholectl::connection`) connected to it.
+//! - [`control`]: [`Control`], a raw JSON client of the daemon's control socket, for requests
+//!   the types cannot express and lines checked as JSON.
+//!
+//! Constants come from the crates, never copies: `wormhole_protocol::control::MAX_LINE_BYTES`,
+//! `wormhole_protocol::dilation::DEFAULT_OUTBOUND_BUDGET`, `wormholectl::exit::ExitCode`. The
+//! golden control-protocol lines are in `tests/vectors/control/` (tests/tests/control_vectors.rs).
 //! - [`proxy`]: [`TcpProxy`], a loopback TCP proxy a test can cut every connection of.
 //! - [`dilation`]: [`DilationSetup`] (servers, an optional [`TcpProxy`] in front of the relay,
 //!   our daemon, the reference Dilation peer) and [`dilate_and_listen`].

@@ -17,19 +17,13 @@ use std::process::{Command, Output, Stdio};
 use std::time::Instant;
 
 use serde_json::{json, Value};
+use wormhole_protocol::control::MAX_LINE_BYTES;
 use wormhole_tests::check::{assert_no_control_characters, strip_ansi};
 use wormhole_tests::{
     assert_success, python_script, python_wormhole, run, venv_python, Daemon, MailboxServer,
     Process, TIMEOUT,
 };
-
-/// The longest control line the daemon accepts, newline excluded (`control::MAX_LINE_BYTES`).
-const MAX_LINE_BYTES: usize = 4 << 20;
-
-/// wormholectl's exit code for "any other failure" (protocol errors among them).
-const EXIT_FAILURE: i32 = 1;
-/// wormholectl's exit code for "the transfer was rejected / the peer reported an error".
-const EXIT_PEER: i32 = 5;
+use wormholectl::exit::ExitCode;
 
 /// How our `Error:` line shows the error of `garbage_peer.py --send hostile-error` (escape
 /// sequences that would set the window title, clear the screen, fake a prompt and hide what
@@ -169,11 +163,11 @@ fn list(daemon: &Daemon) -> Vec<Value> {
 }
 
 /// The single `Error: ...` line of a failed wormholectl run, after checking its exit code.
-fn error_line(output: &Output, exit_code: i32) -> String {
+fn error_line(output: &Output, exit_code: ExitCode) -> String {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(
         output.status.code(),
-        Some(exit_code),
+        Some(i32::from(exit_code.code())),
         "wormholectl exit status; stderr:\n{stderr}"
     );
     let errors: Vec<&str> = stderr
@@ -200,7 +194,7 @@ fn bad_frame_fails_the_wormhole(inject: &str, after: &str, expected: &[&str]) {
         TIMEOUT,
     );
     hostile.wait_injected();
-    let error = error_line(&output, EXIT_FAILURE);
+    let error = error_line(&output, ExitCode::Failure);
     for part in expected {
         assert!(error.contains(part), "{error:?} should mention {part:?}");
     }
@@ -338,7 +332,7 @@ fn receiver_of_garbage_fails(peer_args: &[&str], expected: &[&str]) -> String {
     let mut peer = garbage_peer(&server, peer_args);
     let code = peer.wormhole_code(TIMEOUT);
     let output = run(daemon.ctl().args(["receive", &code]), TIMEOUT);
-    let error = error_line(&output, EXIT_PEER);
+    let error = error_line(&output, ExitCode::Rejected);
     for part in expected {
         assert!(error.contains(part), "{error:?} should mention {part:?}");
     }
@@ -407,7 +401,7 @@ fn peer_answers_a_text_with_a_file_ack() {
         ],
     );
     let output = sender.wait_with_timeout(TIMEOUT);
-    let error = error_line(&output, EXIT_PEER);
+    let error = error_line(&output, ExitCode::Rejected);
     assert!(
         error.contains("the peer answered with file_ack instead of message_ack"),
         "{error:?}"
@@ -449,7 +443,7 @@ fn a_hostile_receivers_error_is_shown_escaped() {
         ],
     );
     let output = sender.wait_with_timeout(TIMEOUT);
-    assert_eq!(error_line(&output, EXIT_PEER), HOSTILE_ERROR_SHOWN);
+    assert_eq!(error_line(&output, ExitCode::Rejected), HOSTILE_ERROR_SHOWN);
     assert_no_control_characters(&output.stderr, "wormholectl's stderr");
     assert_success(&peer.wait_with_timeout(TIMEOUT));
     finish(&server, &mut daemon, healthy);

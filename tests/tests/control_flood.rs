@@ -8,7 +8,7 @@ use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
 use serde_json::Value;
-use wormhole_tests::control::Control;
+use wormhole_protocol::control::{RequestBody, ResponseBody};
 use wormhole_tests::{Daemon, MailboxServer, TIMEOUT};
 
 /// The lines a daemon wrote on `stream` until it had written `count`.
@@ -114,9 +114,12 @@ fn a_client_that_never_reads_is_read_from_no_more() {
         after < before + (64 << 10),
         "the daemon grew from {before} KiB to {after} KiB"
     );
-    let mut other = Control::connect(&daemon);
-    let answer = other.request(serde_json::json!({"op": "list"}));
-    assert!(answer["ok"]["wormholes"].is_array(), "{answer}");
+    let mut other = daemon.connection();
+    let answer = other.request(RequestBody::List).expect("answered");
+    assert!(
+        matches!(answer, ResponseBody::Wormholes { .. }),
+        "{answer:?}"
+    );
     // Reads back a good share of the answers: each is a whole `list` answer to id 1.
     flood.set_read_timeout(Some(TIMEOUT)).expect("timeout");
     let mut reader = BufReader::new(flood.try_clone().expect("clone"));

@@ -10,6 +10,7 @@ use std::process::{Command, Stdio};
 
 use wormhole_tests::check::{assert_ok, assert_our_failure, ours, python, spawn_with_stdin};
 use wormhole_tests::{run, Daemon, MailboxServer, Process, TIMEOUT};
+use wormholectl::exit::ExitCode;
 
 /// Text with what a shell or a careless reader would mangle: newlines, tabs, quotes,
 /// backslashes, leading and trailing blanks, non-ASCII, and a trailing newline of its own.
@@ -173,7 +174,7 @@ fn receive_without_any_code_is_a_usage_error() {
     let server = MailboxServer::start();
     let daemon = Daemon::start(&server);
     let output = run(&mut ours(&daemon, &["receive"]), TIMEOUT);
-    assert_our_failure(&output, 2, &["no code"]);
+    assert_our_failure(&output, ExitCode::Usage, &["no code"]);
 }
 
 /// A daemon whose mailbox server does not answer: `receive` fails with exit 4 (server
@@ -187,7 +188,7 @@ fn an_unreachable_mailbox_server_fails_with_exit_4() {
         &mut ours(&daemon, &["receive", "5-guitarist-revenge"]),
         TIMEOUT,
     );
-    assert_our_failure(&output, 4, &["mailbox server"]);
+    assert_our_failure(&output, ExitCode::Connection, &["mailbox server"]);
 }
 
 /// The first connection to the mailbox server is retried: a sender started while the server
@@ -294,5 +295,9 @@ fn a_text_beyond_the_control_line_limit_is_refused_clearly() {
     let daemon = Daemon::start(&server);
     let text = "x".repeat(4_300_000);
     let sender = spawn_with_stdin(&mut ours(&daemon, &["send", "--text", "-"]), &text);
-    assert_our_failure(&sender.wait_with_timeout(TIMEOUT), 2, &["too large"]);
+    assert_our_failure(
+        &sender.wait_with_timeout(TIMEOUT),
+        ExitCode::Usage,
+        &["too large"],
+    );
 }

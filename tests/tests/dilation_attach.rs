@@ -17,6 +17,7 @@ use wormhole_tests::check::{assert_our_failure, count_and_hash, ours};
 use wormhole_tests::{
     python_script, run, venv_python, Control, Daemon, MailboxServer, Process, TransitRelay, TIMEOUT,
 };
+use wormholectl::exit::ExitCode;
 
 /// The daemon's log filter: its debug lines say when a client left.
 const DEBUG_LOG: (&str, &str) = ("WORMHOLED_LOG", "info,wormholed=debug");
@@ -223,7 +224,11 @@ fn attach_errors_are_typed_and_the_daemon_keeps_serving() {
     let server = MailboxServer::start();
     let daemon = Daemon::start(&server);
     let watch_none = run(daemon.ctl().args(["dilate", "watch"]), TIMEOUT);
-    assert_our_failure(&watch_none, 2, &["wormholed has no dilated wormhole"]);
+    assert_our_failure(
+        &watch_none,
+        ExitCode::Usage,
+        &["wormholed has no dilated wormhole"],
+    );
 
     let mut control = Control::connect(&daemon);
     let error_of = |control: &mut Control, request: Value| {
@@ -256,7 +261,7 @@ fn attach_errors_are_typed_and_the_daemon_keeps_serving() {
     );
     assert_our_failure(
         &watch_text,
-        1,
+        ExitCode::Failure,
         &[&format!("wormhole {text} is not dilated")],
     );
 

@@ -14,7 +14,7 @@
 //!    [`MAX_ACCEPTED`]. The real bound: the receiving daemon stops reading the TCP connection
 //!    once more than 1 MiB waits for its clients, so records stay unacknowledged, and the
 //!    sending daemon stops reading every subchannel socket once its outbound budget
-//!    ([`OUTBOUND_BUDGET`], 4 MiB of unacknowledged records) is full; add the kernel's Unix
+//!    ([`DEFAULT_OUTBOUND_BUDGET`], 4 MiB of unacknowledged records) is full; add the kernel's Unix
 //!    socket buffers at both ends (about 200 KiB each) and one read of each daemon.
 //!    Meanwhile both daemons' resident memory (VmRSS) stays below [`MAX_RSS`].
 //! 3. While `a` is stalled, 16 KiB written into `b` do not arrive within [`QUIET`]: the
@@ -36,6 +36,7 @@ use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use wormhole_protocol::dilation::DEFAULT_OUTBOUND_BUDGET;
 use wormhole_tests::dilation::{accept_subchannel, close_dilated, open_subchannel};
 use wormhole_tests::{sha256, Control, Daemon, MailboxServer, Noise, TIMEOUT};
 
@@ -46,13 +47,9 @@ const LIMIT: usize = 256 << 20;
 /// above which the daemon stops reading the TCP connection.
 const CLIENT_HIGH_WATER: usize = 1 << 20;
 
-/// `DEFAULT_OUTBOUND_BUDGET` of protocol/src/dilation/mod.rs: bytes of unacknowledged records
-/// above which the daemon stops reading subchannel sockets.
-const OUTBOUND_BUDGET: usize = 4 << 20;
-
 /// What the sender's socket may accept in all: the budget and the high water mark, plus about
 /// 1.5 MiB for socket buffers and reads, doubled for margin.
-const MAX_ACCEPTED: usize = 2 * (OUTBOUND_BUDGET + CLIENT_HIGH_WATER + (3 << 19));
+const MAX_ACCEPTED: usize = 2 * (DEFAULT_OUTBOUND_BUDGET + CLIENT_HIGH_WATER + (3 << 19));
 
 /// Resident memory each daemon stays below while a subchannel is stalled.
 const MAX_RSS: usize = 64 << 20;

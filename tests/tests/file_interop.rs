@@ -19,6 +19,7 @@ use wormhole_tests::{
     assert_success, python_script, python_wormhole, run, venv_python, Daemon, MailboxServer,
     Process, TransitRelay, TIMEOUT,
 };
+use wormholectl::exit::ExitCode;
 
 /// A longer bound for the 100 MiB and 1 GiB transfers on a loaded 2-core machine.
 const LONG: std::time::Duration = std::time::Duration::from_secs(300);
@@ -376,7 +377,11 @@ fn declined_offers_are_reported_on_both_sides() {
         .expect("answer the prompt");
     let received = receiver.wait_with_timeout(TIMEOUT);
     assert_failed_with(&received, "transfer rejected");
-    assert_eq!(received.status.code(), Some(5), "exit code of a rejection");
+    assert_eq!(
+        received.status.code(),
+        Some(i32::from(ExitCode::Rejected.code())),
+        "exit code of a rejection"
+    );
     assert_failed_with(&sender.wait_with_timeout(TIMEOUT), "transfer rejected");
     assert!(names(&dst).is_empty(), "nothing was written");
 
@@ -394,7 +399,10 @@ fn declined_offers_are_reported_on_both_sides() {
     assert_failed_with(&receiver.wait_with_timeout(TIMEOUT), "transfer rejected");
     let sent = sender.wait_with_timeout(TIMEOUT);
     assert_failed_with(&sent, "transfer rejected");
-    assert_eq!(sent.status.code(), Some(5));
+    assert_eq!(
+        sent.status.code(),
+        Some(i32::from(ExitCode::Rejected.code()))
+    );
     assert!(names(&dst).is_empty());
 }
 

@@ -21,6 +21,7 @@ use wormhole_tests::dilation::{assert_peer_sent, close_dilated, connect_subchann
 use wormhole_tests::{
     assert_success, dilate_and_listen, run, Control, Daemon, DilationSetup, Process, TIMEOUT,
 };
+use wormholectl::exit::ExitCode;
 
 /// The second local user's uid and gid.
 const OTHER_UID: u32 = 65534;
@@ -33,9 +34,6 @@ const SYSTEM_PYTHON: &str = "/usr/bin/python3";
 
 /// A mailbox URL nothing listens on: these daemons and commands never get that far.
 const NO_MAILBOX: &str = "ws://127.0.0.1:1/v1";
-
-/// wormholectl's exit code for "any other failure".
-const EXIT_FAILURE: i32 = 1;
 
 /// Connects to the Unix socket `argv[1]`, writes `argv[2]` (if given) and reads to the end;
 /// prints `read N bytes`. A reset or a broken pipe also ends it: the server hung up.
@@ -258,7 +256,7 @@ fn wormholectl_refuses_a_daemon_socket_served_by_another_user() {
     );
     assert_our_failure(
         &output,
-        EXIT_FAILURE,
+        ExitCode::Failure,
         &[
             &format!("{socket_arg} is served by another user (uid {OTHER_UID}; we are uid 0)"),
             "refusing to talk to it",

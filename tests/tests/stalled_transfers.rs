@@ -15,10 +15,12 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tempfile::TempDir;
+use wormhole_protocol::control::{RequestBody, ResponseBody, TransitOptions, WormholeOptions};
 use wormhole_tests::{
     python_script, python_wormhole, run, venv_python, Daemon, MailboxServer, Process, TransitRelay,
     TIMEOUT,
 };
+use wormholectl::exit::{exit_code_of, ExitCode};
 
 /// The idle timeout of the daemons of the stall tests (`WORMHOLED_IDLE_TIMEOUT`).
 const IDLE_SECS: &str = "2";
@@ -305,22 +307,44 @@ fn what_cannot_be_sent_is_refused_before_a_code() {
             TIMEOUT,
         );
         let stderr = String::from_utf8_lossy(&output.stderr);
-        assert_eq!(output.status.code(), Some(2), "{what}: {stderr}");
+        assert_eq!(
+            output.status.code(),
+            Some(i32::from(ExitCode::Usage.code())),
+            "{what}: {stderr}"
+        );
         assert!(stderr.contains(reason), "{what}: {stderr}");
         assert!(
             !stderr.contains("Wormhole code is") && !stderr.contains("Sending"),
             "{what}: {stderr}"
         );
     }
-    // The daemon refuses the FIFO too when an app asks it directly.
-    let mut control = wormhole_tests::Control::connect(&setup.daemon);
-    let answer = control.request(serde_json::json!({
-        "op": "send-file",
-        "path": fifo.to_str().expect("utf-8"),
-    }));
-    assert_eq!(answer["error"]["code"], "invalid-argument", "{answer}");
-    let listed = control.request(serde_json::json!({"op": "list"}));
-    assert_eq!(listed["ok"]["wormholes"], serde_json::json!([]), "{listed}");
+    // The daemon refuses the FIFO too when an app asks it directly: `invalid-argument`, the one
+    // error code that the typed client reports as a usage failure.
+    let mut control = setup.daemon.connection();
+    let refused = control
+        .request(RequestBody::SendFile {
+            path: fifo.to_str().expect("utf-8").to_owned(),
+            code: None,
+            code_length: None,
+            verify: false,
+            options: WormholeOptions::default(),
+            transit: TransitOptions::default(),
+        })
+        .expect_err("a FIFO is refused");
+    assert_eq!(exit_code_of(&refused), ExitCode::Usage, "{refused:#}");
+    assert!(
+        refused
+            .to_string()
+            .contains("is neither file nor directory"),
+        "{refused:#}"
+    );
+    let listed = control.request(RequestBody::List).expect("listed");
+    assert_eq!(
+        listed,
+        ResponseBody::Wormholes {
+            wormholes: Vec::new()
+        }
+    );
 }
 
 /// A receiver that gives up mid-transfer (as on a full disk) says why over the mailbox as it

@@ -17,6 +17,7 @@ use wormhole_tests::check::{
     ours, python,
 };
 use wormhole_tests::{run, Daemon, MailboxServer, Process, TIMEOUT};
+use wormholectl::exit::ExitCode;
 
 /// Escape sequences a hostile peer or server would have a terminal obey: set the window title,
 /// clear the screen, fake a prompt after a carriage return, hide what follows, a C1 CSI, and a
@@ -186,7 +187,7 @@ fn a_wrong_code_fails_ours_receiving_from_python() {
         &mut ours(&daemon, &["receive", "21-guitarist-aardvark"]),
         TIMEOUT,
     );
-    assert_our_failure(&received, 3, &["code was wrong", "guess"]);
+    assert_our_failure(&received, ExitCode::WrongCode, &["code was wrong", "guess"]);
     assert_python_failure(
         &sender.wait_with_timeout(TIMEOUT),
         "Key confirmation failed",
@@ -212,7 +213,7 @@ fn a_wrong_code_fails_ours_sending_to_python() {
     assert!(received.stdout.is_empty(), "nothing was received");
     assert_our_failure(
         &sender.wait_with_timeout(TIMEOUT),
-        3,
+        ExitCode::WrongCode,
         &["code was wrong", "guess"],
     );
 }
@@ -269,7 +270,7 @@ fn a_crowded_nameplate_fails_ours_with_the_servers_error() {
         &mut ours(&daemon, &["receive", "41-guitarist-revenge"]),
         TIMEOUT,
     );
-    assert_our_failure(&received, 4, &["crowded"]);
+    assert_our_failure(&received, ExitCode::Connection, &["crowded"]);
 
     let sent = run(
         &mut ours(
@@ -278,7 +279,7 @@ fn a_crowded_nameplate_fails_ours_with_the_servers_error() {
         ),
         TIMEOUT,
     );
-    assert_our_failure(&sent, 4, &["crowded"]);
+    assert_our_failure(&sent, ExitCode::Connection, &["crowded"]);
 }
 
 /// The verifier line of `output`'s stderr: the hex after `Verifier `, up to the `.`.
@@ -345,7 +346,7 @@ fn ours_sends_after_the_verifier_is_accepted() {
 #[test]
 fn ours_sends_nothing_when_the_verifier_is_rejected() {
     let (sent, received) = verify_with("62-guitarist-revenge", "no\n");
-    assert_our_failure(&sent, 5, &["rejected the verifier"]);
+    assert_our_failure(&sent, ExitCode::Rejected, &["rejected the verifier"]);
     assert_python_failure(&received, "TransferError");
     assert!(received.stdout.is_empty(), "no text was received");
 }
@@ -494,9 +495,17 @@ fn a_welcome_error_fails_ours_with_the_servers_words() {
         &mut ours(&daemon, &["receive", "23-guitarist-revenge"]),
         TIMEOUT,
     );
-    assert_our_failure(&received, 4, &["refused", "closed for maintenance"]);
+    assert_our_failure(
+        &received,
+        ExitCode::Connection,
+        &["refused", "closed for maintenance"],
+    );
     let sent = run(&mut ours(&daemon, &["send", "--text", "x"]), TIMEOUT);
-    assert_our_failure(&sent, 4, &["refused", "closed for maintenance"]);
+    assert_our_failure(
+        &sent,
+        ExitCode::Connection,
+        &["refused", "closed for maintenance"],
+    );
     let python_received = run(
         &mut python(&server, &["receive", "23-guitarist-revenge"]),
         TIMEOUT,
@@ -533,7 +542,7 @@ fn a_hostile_welcome_error_is_shown_escaped() {
         &mut ours(&daemon, &["receive", "23-guitarist-revenge"]),
         TIMEOUT,
     );
-    assert_our_failure(&received, 4, &["refused", HOSTILE_SHOWN]);
+    assert_our_failure(&received, ExitCode::Connection, &["refused", HOSTILE_SHOWN]);
     assert_no_control_characters(&received.stderr, "wormholectl's stderr");
 }
 

@@ -13,6 +13,7 @@ use wormhole_tests::check::{assert_ok, ours};
 use wormhole_tests::{
     python_wormhole, run, Daemon, MailboxServer, Process, SelfSignedCert, TIMEOUT,
 };
+use wormholectl::exit::ExitCode;
 
 /// Non-ASCII text with spaces: what arrives must be exactly this and one newline.
 const TEXT: &str = "over TLS: héllo wörld ✓ 日本語 🎉";
@@ -80,7 +81,11 @@ fn an_untrusted_certificate_fails_with_exit_4() {
         "--- stdout:\n{}\n--- stderr:\n{stderr}",
         String::from_utf8_lossy(&output.stdout)
     );
-    assert_eq!(output.status.code(), Some(4), "exit 4 expected\n{report}");
+    assert_eq!(
+        output.status.code(),
+        Some(i32::from(ExitCode::Connection.code())),
+        "exit 4 expected\n{report}"
+    );
     let errors: Vec<&str> = stderr
         .lines()
         .filter(|line| line.starts_with("Error: "))

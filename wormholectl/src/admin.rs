@@ -6,9 +6,9 @@ use std::io::{self, Write};
 use anyhow::{anyhow, Context};
 use wormhole_protocol::control::{RequestBody, ResponseBody, WormholeId, WormholeInfo};
 
-use crate::connection::{Connection, Start};
-use crate::exit::{ExitCode, Failure};
 use crate::{escape, settings};
+use wormholectl::connection::{Connection, Start};
+use wormholectl::exit::{ExitCode, Failure};
 
 /// `wormholectl list`: one line per wormhole on stdout (or the answer as JSON).
 pub(crate) fn list(json: bool) -> anyhow::Result<()> {

@@ -1,5 +1,6 @@
-//! The control-socket client: connect (starting wormholed when nothing answers), check that the
-//! server is our own user (`SO_PEERCRED`, before a byte is sent), handshake, requests and events.
+//! The control-socket client: connect (starting wormholed when nothing answers, if asked to:
+//! [`Start`]), check that the server is our own user (`SO_PEERCRED`, before a byte is sent),
+//! handshake, requests and events.
 //!
 //! Lines are compact JSON plus `'\n'` both ways (`wormhole_protocol::control`); a line longer than
 //! [`MAX_LINE_BYTES`] from the daemon is refused. Everything is blocking and single-threaded: a
@@ -9,6 +10,7 @@
 use std::collections::VecDeque;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::path::Path;
+use std::time::Duration;
 
 use anyhow::{anyhow, Context};
 use interprocess::local_socket::prelude::*;
@@ -24,7 +26,7 @@ use crate::spawn;
 
 /// Whether to start wormholed when nothing answers on its socket.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Start {
+pub enum Start {
     /// Start it (send, receive).
     IfNeeded,
     /// Don't (list, cancel, shutdown): there is nothing to ask a daemon that is not running.
@@ -33,15 +35,15 @@ pub(crate) enum Start {
 
 /// One event from the daemon, with the line it came in.
 #[derive(Debug)]
-pub(crate) struct Received {
+pub struct Received {
     /// The parsed event.
-    pub(crate) event: Event,
+    pub event: Event,
     /// The line exactly as the daemon wrote it (without the newline), for `--json`.
-    pub(crate) line: String,
+    pub line: String,
 }
 
 /// A connection to wormholed, past the `hello` handshake.
-pub(crate) struct Connection {
+pub struct Connection {
     reader: BufReader<Stream>,
     next_id: u64,
     pending: VecDeque<Received>,
@@ -50,7 +52,7 @@ pub(crate) struct Connection {
 impl Connection {
     /// Connects to the daemon on `socket`, starting it first when `start` says so and nothing
     /// answers. `Ok(None)`: not running, and `Start::Never`.
-    pub(crate) fn open(socket: &Path, start: Start) -> anyhow::Result<Option<Self>> {
+    pub fn open(socket: &Path, start: Start) -> anyhow::Result<Option<Self>> {
         let (stream, served) = match connect(socket) {
             Ok(stream) => (stream, socket.to_owned()),
             Err(e) if nobody_listens(&e) => {
@@ -87,6 +89,13 @@ impl Connection {
         Ok(Some(connection))
     }
 
+    /// Bounds each wait for a line from the daemon to `timeout` (`None`, the default: no
+    /// bound). A daemon silent for longer counts as gone: the wait fails as
+    /// [`Failure::lost_connection`].
+    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.reader.get_ref().set_recv_timeout(timeout)
+    }
+
     /// The version handshake: `hello` first, `welcome` back.
     fn hello(&mut self) -> anyhow::Result<()> {
         let answer = self.request(RequestBody::Hello {
@@ -108,7 +117,7 @@ impl Connection {
     }
 
     /// Sends one request and waits for its response. A refused request becomes a [`Failure`].
-    pub(crate) fn request(&mut self, body: RequestBody) -> anyhow::Result<ResponseBody> {
+    pub fn request(&mut self, body: RequestBody) -> anyhow::Result<ResponseBody> {
         let id = self.next_id;
         self.next_id += 1;
         let mut line = serde_json::to_vec(&Request { id, body }).context("encoding a request")?;
@@ -151,7 +160,7 @@ impl Connection {
     }
 
     /// The next event, waiting for it. The connection ending is a [`Failure`].
-    pub(crate) fn next_event(&mut self) -> anyhow::Result<Received> {
+    pub fn next_event(&mut self) -> anyhow::Result<Received> {
         if let Some(received) = self.pending.pop_front() {
             return Ok(received);
         }
@@ -196,8 +205,9 @@ fn check_server(server: Option<u32>, ours: u32, socket: &Path) -> Result<(), Fai
     ))
 }
 
-/// [`check_server`] for a subchannel socket (whose path the daemon named).
-pub(crate) fn check_subchannel_server(
+/// Refuses a subchannel socket (whose path the daemon named) whose server is not our own user,
+/// as [`Connection::open`] does for the control socket.
+pub fn check_subchannel_server(
     stream: &std::os::unix::net::UnixStream,
     socket: &Path,
 ) -> Result<(), Failure> {

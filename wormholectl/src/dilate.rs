@@ -25,9 +25,9 @@ use wormhole_protocol::control::{
 };
 
 use crate::cli::{DilateCommand, GlobalArgs};
-use crate::connection::{Connection, Start};
-use crate::exit::{ExitCode, Failure};
 use crate::{escape, settings};
+use wormholectl::connection::{Connection, Start};
+use wormholectl::exit::{ExitCode, Failure};
 
 /// Runs one `dilate` subcommand.
 pub(crate) fn run(global: &GlobalArgs, command: DilateCommand) -> anyhow::Result<()> {
@@ -143,7 +143,7 @@ fn pipe(wormhole: WormholeId, subprotocol: String, listen: bool) -> anyhow::Resu
     };
     let stream = UnixStream::connect(&socket)
         .with_context(|| format!("connecting to the subchannel socket {socket}"))?;
-    crate::connection::check_subchannel_server(&stream, Path::new(&socket))?;
+    wormholectl::connection::check_subchannel_server(&stream, Path::new(&socket))?;
     let mut to_peer = stream
         .try_clone()
         .context("cloning the subchannel socket")?;

@@ -24,7 +24,7 @@ pub(crate) const RESTART_ADVICE: &str =
 
 /// The process exit codes of wormholectl (table in the module docs).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum ExitCode {
+pub enum ExitCode {
     /// 1: any other failure.
     Failure = 1,
     /// 2: bad usage.
@@ -41,7 +41,7 @@ pub(crate) enum ExitCode {
 
 impl ExitCode {
     /// The exit code for a wormhole that failed this way.
-    pub(crate) fn of_failure(kind: FailureKind) -> Self {
+    pub fn of_failure(kind: FailureKind) -> Self {
         match kind {
             FailureKind::WrongCode => Self::WrongCode,
             FailureKind::Connect | FailureKind::Server | FailureKind::Welcome => Self::Connection,
@@ -52,7 +52,7 @@ impl ExitCode {
     }
 
     /// The exit code for a request that wormholed refused.
-    pub(crate) fn of_control_error(code: ErrorCode) -> Self {
+    pub fn of_control_error(code: ErrorCode) -> Self {
         match code {
             ErrorCode::InvalidArgument => Self::Usage,
             ErrorCode::ShuttingDown => Self::Connection,
@@ -61,23 +61,23 @@ impl ExitCode {
     }
 
     /// As a process exit code.
-    pub(crate) fn code(self) -> u8 {
+    pub fn code(self) -> u8 {
         self as u8
     }
 }
 
 /// An error that decides the exit code. Its `Display` is the message after `Error: `.
 #[derive(Debug)]
-pub(crate) struct Failure {
+pub struct Failure {
     /// How the process exits.
-    pub(crate) code: ExitCode,
+    pub code: ExitCode,
     /// What the user reads.
-    pub(crate) message: String,
+    pub message: String,
 }
 
 impl Failure {
     /// A failure with this code and message.
-    pub(crate) fn new(code: ExitCode, message: impl Into<String>) -> Self {
+    pub fn new(code: ExitCode, message: impl Into<String>) -> Self {
         Self {
             code,
             message: message.into(),
@@ -85,7 +85,7 @@ impl Failure {
     }
 
     /// The daemon connection went away.
-    pub(crate) fn lost_connection() -> Self {
+    pub fn lost_connection() -> Self {
         Self::new(ExitCode::Connection, "lost the connection to wormholed")
     }
 }
@@ -113,7 +113,7 @@ impl From<ControlError> for Failure {
 }
 
 /// The exit code that an error chain asks for: that of its first [`Failure`], else 1.
-pub(crate) fn exit_code_of(error: &anyhow::Error) -> ExitCode {
+pub fn exit_code_of(error: &anyhow::Error) -> ExitCode {
     error
         .chain()
         .find_map(|e| e.downcast_ref::<Failure>())

@@ -3,10 +3,11 @@
 //! Speaks the control protocol (`wormhole_protocol::control`) over the daemon's local socket,
 //! starting the daemon when none answers. Flags follow the Python `wormhole` CLI.
 //!
-//! Layout: [`cli`] defines the command line; [`connection`] is the control-socket client and
-//! [`spawn`] starts the daemon; [`transfer`] drives `send` and `receive`, rendering events
-//! through [`session`] and asking through [`prompt`]; [`admin`] wraps `list`, `cancel` and
-//! `shutdown`; [`dilate`] drives dilated wormholes; [`settings`] reads the configuration. Exit codes are tabled in [`exit`].
+//! Layout: [`cli`] defines the command line; [`transfer`] drives `send` and `receive`,
+//! rendering events through [`session`] and asking through [`prompt`]; [`admin`] wraps `list`,
+//! `cancel` and `shutdown`; [`dilate`] drives dilated wormholes; [`settings`] reads the
+//! configuration. The library ([`wormholectl`]) has the typed control-socket client, which
+//! starts the daemon when asked, and the exit codes ([`wormholectl::exit`]).
 //!
 //! Output: standard output carries only data (received text, `list`, `config`, or with `--json`
 //! one JSON line per event); everything for a person goes to standard error. A failure prints
@@ -15,19 +16,17 @@
 
 mod admin;
 mod cli;
-mod connection;
 mod dilate;
 mod escape;
-mod exit;
 mod prompt;
 mod session;
 mod settings;
-mod spawn;
 mod transfer;
 
 use std::process;
 
 use clap::Parser;
+use wormholectl::exit;
 
 use crate::cli::{Cli, Command};
 

@@ -19,9 +19,9 @@ use rustyline::validate::Validator;
 use rustyline::{Behavior, CompletionType, Config, Editor, Helper};
 use wormhole_protocol::control::{RequestBody, ResponseBody, WormholeId};
 
-use crate::connection::Connection;
 use crate::escape;
-use crate::exit::{ExitCode, Failure};
+use wormholectl::connection::Connection;
+use wormholectl::exit::{ExitCode, Failure};
 
 /// The prompt of an interactive `receive`, as the reference's.
 const CODE_PROMPT: &str = "Enter receive wormhole code: ";

@@ -18,7 +18,7 @@ use std::io::{self, Write};
 use wormhole_protocol::control::EventKind;
 
 use crate::escape::{self, Layout};
-use crate::exit::{ExitCode, Failure};
+use wormholectl::exit::{ExitCode, Failure};
 
 /// Which side of the wormhole we are, and what the user asked to see.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -11,10 +11,10 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use wormhole_protocol::control::{EventKind, RequestBody, ResponseBody, WormholeId};
 
 use crate::cli::{GlobalArgs, ReceiveArgs, SendArgs};
-use crate::connection::{Connection, Start};
-use crate::exit::{exit_code_of, ExitCode, Failure};
 use crate::session::{natural_size, Role, Session, Step};
 use crate::{escape, prompt, settings};
+use wormholectl::connection::{Connection, Start};
+use wormholectl::exit::{exit_code_of, ExitCode, Failure};
 
 /// `wormholectl send`.
 pub(crate) fn send(global: &GlobalArgs, args: SendArgs) -> anyhow::Result<()> {

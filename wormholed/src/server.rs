@@ -15,8 +15,9 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use interprocess::local_socket::tokio::prelude::*;
-use interprocess::local_socket::{GenericFilePath, ListenerOptions};
+use interprocess::local_socket::{GenericFilePath, ListenerNonblockingMode, ListenerOptions};
 use interprocess::os::unix::local_socket::ListenerOptionsExt;
+use interprocess::os::unix::uds_local_socket;
 use tokio::sync::Semaphore;
 use wormhole_config::own_uid;
 
@@ -25,7 +26,8 @@ use crate::session::ControlSession;
 
 /// Why the control socket could not be opened.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum ServeError {
+#[non_exhaustive]
+pub enum ServeError {
     /// Another daemon answers on the socket.
     #[error("another wormholed is already listening on {0}")]
     AlreadyRunning(PathBuf),
@@ -99,39 +101,68 @@ pub(crate) fn check_socket_folder(
     Ok(())
 }
 
-/// Prepares the folder and binds the socket at `path`.
-pub(crate) fn bind(path: &Path) -> Result<LocalSocketListener, ServeError> {
-    let uid = own_uid();
-    let folder = match path.parent() {
-        Some(folder) if !folder.as_os_str().is_empty() => folder,
-        _ => Path::new("."),
-    };
-    if !folder.exists() {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(folder)
-            .map_err(io_error(folder))?;
-    }
-    let meta = std::fs::metadata(folder).map_err(io_error(folder))?;
-    check_socket_folder(folder, meta.uid(), meta.mode(), uid)?;
-    if path.exists() {
-        match std::os::unix::net::UnixStream::connect(path) {
-            Ok(_) => return Err(ServeError::AlreadyRunning(path.to_owned())),
-            Err(_) => {
-                tracing::info!("removing stale control socket {}", path.display());
-                std::fs::remove_file(path).map_err(io_error(path))?;
+/// The control socket, bound (so clients may connect and wait in its backlog) and not served
+/// yet: [`crate::run`] serves it.
+#[derive(Debug)]
+pub struct ControlListener {
+    listener: uds_local_socket::Listener,
+    path: PathBuf,
+}
+
+impl ControlListener {
+    /// Prepares the folder and binds the socket at `path`: the folder is created 0700 when
+    /// missing and must otherwise be ours and writable by nobody else; a stale socket is
+    /// replaced, a live one is [`ServeError::AlreadyRunning`]; the socket is 0600.
+    pub fn bind(path: &Path) -> Result<Self, ServeError> {
+        let uid = own_uid();
+        let folder = match path.parent() {
+            Some(folder) if !folder.as_os_str().is_empty() => folder,
+            _ => Path::new("."),
+        };
+        if !folder.exists() {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(folder)
+                .map_err(io_error(folder))?;
+        }
+        let meta = std::fs::metadata(folder).map_err(io_error(folder))?;
+        check_socket_folder(folder, meta.uid(), meta.mode(), uid)?;
+        if path.exists() {
+            match std::os::unix::net::UnixStream::connect(path) {
+                Ok(_) => return Err(ServeError::AlreadyRunning(path.to_owned())),
+                Err(_) => {
+                    tracing::info!("removing stale control socket {}", path.display());
+                    std::fs::remove_file(path).map_err(io_error(path))?;
+                }
             }
         }
+        let name = path
+            .to_fs_name::<GenericFilePath>()
+            .map_err(io_error(path))?;
+        // Bound here without a runtime, as interprocess's Tokio listener binds itself: a
+        // nonblocking listener, made a Tokio one by `into_tokio` inside the System.
+        let listener = ListenerOptions::new()
+            .name(name)
+            .mode(0o600)
+            .nonblocking(ListenerNonblockingMode::Both)
+            .create_sync_as::<uds_local_socket::Listener>()
+            .map_err(io_error(path))?;
+        Ok(Self {
+            listener,
+            path: path.to_owned(),
+        })
     }
-    let name = path
-        .to_fs_name::<GenericFilePath>()
-        .map_err(io_error(path))?;
-    ListenerOptions::new()
-        .name(name)
-        .mode(0o600)
-        .create_tokio()
-        .map_err(io_error(path))
+
+    /// The path of the socket.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The Tokio listener; needs a runtime (the System's).
+    pub(crate) fn into_tokio(self) -> io::Result<LocalSocketListener> {
+        uds_local_socket::tokio::Listener::try_from(self.listener).map(LocalSocketListener::from)
+    }
 }
 
 /// Control connections served at once; the next waits in the socket's backlog until one ends.

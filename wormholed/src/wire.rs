@@ -6,11 +6,12 @@
 //! each other only through the `Recipient`s handed out here.
 
 use std::net::IpAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
+use wormhole_config::Config;
 use wormhole_protocol::control::{
     ControlError, ErrorCode, TransitOptions, WormholeId, WormholeOptions,
 };
@@ -19,16 +20,17 @@ use wormhole_protocol::mailbox::{CodeSource, Event, Input, Output, Wormhole, Wor
 
 use crate::app::{AppCommand, AppEvent, AppKey, AppSetup, WormholeApp, WormholeKind};
 use crate::clock;
-use crate::connection::{Connect, Disconnect, MailboxConnection, SendFrame};
+use crate::connection::{tls_config, Connect, Disconnect, MailboxConnection, SendFrame};
 use crate::dilation::{DilateCommand, DilationHost, DilationSetup};
 use crate::host::{Halt, Machine, MachineHost};
 use crate::part_files::PartJournal;
 use crate::registry::{Client, WormholeNote};
 use crate::transit::{self, TransitConfig};
 
-/// What every new wormhole is made with.
+/// What every new wormhole is made with: the daemon's configuration, resolved once at start
+/// ([`Settings::from_config`]); a request may override some of it.
 #[derive(Clone)]
-pub(crate) struct Settings {
+pub struct Settings {
     /// Mailbox server URL.
     pub(crate) mailbox_url: String,
     /// Application id.
@@ -51,7 +53,40 @@ pub(crate) struct Settings {
     pub(crate) socket_dir: PathBuf,
 }
 
+/// Why the daemon's settings cannot be made from its configuration.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SettingsError {
+    /// A value of the configuration cannot be used (a host name that does not resolve).
+    #[error(transparent)]
+    Config(#[from] wormhole_config::ConfigError),
+    /// The TLS settings for `wss://` mailbox servers cannot be set up.
+    #[error("setting up TLS: {0}")]
+    Tls(rustls::Error),
+}
+
 impl Settings {
+    /// The settings of a daemon with this configuration serving the control socket at
+    /// `socket` (its folder also holds the subchannel sockets). Fails when a host name of
+    /// `transit.hint_addresses` does not resolve or the TLS settings for `wss://` cannot be set
+    /// up.
+    pub fn from_config(config: &Config, socket: &Path) -> Result<Self, SettingsError> {
+        Ok(Self {
+            mailbox_url: config.mailbox.url.value.clone(),
+            appid: config.mailbox.appid.value.clone(),
+            code_words: config.mailbox.code_length.value,
+            tls: tls_config().map_err(SettingsError::Tls)?,
+            transit_relay: config.transit.relay.value.clone(),
+            transit_listen: config.transit.listen.value,
+            hint_addresses: config.transit.resolve_hint_addresses()?,
+            idle_timeout: Duration::from_secs(config.transit.idle_timeout.value),
+            parts: PartJournal::new(parts_folder(socket)),
+            socket_dir: socket
+                .parent()
+                .map_or_else(|| PathBuf::from("."), Path::to_path_buf),
+        })
+    }
+
     /// These settings with a request's overrides applied.
     pub(crate) fn with_overrides(&self, options: &WormholeOptions) -> Self {
         let mut settings = self.clone();
@@ -85,6 +120,15 @@ impl Settings {
             parts: self.parts.clone(),
         })
     }
+}
+
+/// The journal of receivers' temporary files: `parts/` in the state folder, else beside the
+/// control socket.
+fn parts_folder(socket: &Path) -> PathBuf {
+    Config::state_dir()
+        .or_else(|| socket.parent().map(Path::to_path_buf))
+        .unwrap_or_else(std::env::temp_dir)
+        .join("parts")
 }
 
 /// The Wormhole machine as the host sees it: finished once it has reported `Closed`.
