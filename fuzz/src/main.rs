@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! fuzz --target all --inputs 1000000 --seed 1     # every target, a million inputs each
-//! fuzz --list                                      # the targets and what they feed
+//! fuzz --list                                      # the targets, their weights, what they feed
 //! fuzz --target codes --seed 1 --index 42          # input 42 of that run: print it, run it
 //! fuzz --target codes --replay 372d,02             # run this input (hex chunks, commas)
 //! ```
@@ -37,7 +37,7 @@ struct Args {
     /// Replay this input: its chunks in hex, separated by commas.
     #[arg(long)]
     replay: Option<String>,
-    /// List the targets.
+    /// List the targets: name, weight (cost of an input against a decoder's), what it feeds.
     #[arg(long)]
     list: bool,
 }
@@ -46,7 +46,7 @@ fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     if args.list {
         for t in TARGETS {
-            println!("{:<20} {}", t.name, t.feeds);
+            println!("{:<20} {:>2}  {}", t.name, t.weight, t.feeds);
         }
         return Ok(());
     }
