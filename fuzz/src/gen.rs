@@ -128,11 +128,15 @@ impl Gen {
         self.json_from(value, samples)
     }
 
-    /// `chunk` as JSON text mutated like [`Gen::json`] when it parses, else [`Gen::json`].
+    /// `chunk` mutated: as JSON like [`Gen::json`] when it parses, else as bytes like
+    /// [`Gen::bytes`]; one time in eight, [`Gen::json`] of the samples instead.
     pub fn json_like(&mut self, chunk: &[u8], samples: &[Value]) -> Vec<u8> {
+        if self.one_in(8) {
+            return self.json(samples);
+        }
         match serde_json::from_slice(chunk) {
-            Ok(value) if !self.one_in(16) => self.json_from(value, samples),
-            _ => self.json(samples),
+            Ok(value) => self.json_from(value, samples),
+            Err(_) => self.bytes(&[chunk.to_vec()]),
         }
     }
 
@@ -218,7 +222,8 @@ impl Gen {
                 splice(data, at, &copy);
             }
             5 => {
-                let insert = self.random_bytes(32);
+                let max = *self.pick(&[1, 4, 32]);
+                let insert = self.random_bytes(max);
                 splice(data, at, &insert);
             }
             6 if !samples.is_empty() => {
