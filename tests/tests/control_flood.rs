@@ -168,3 +168,37 @@ fn control_clients_beyond_the_cap_wait_for_a_place() {
     waiting.set_read_timeout(Some(TIMEOUT)).expect("timeout");
     assert_eq!(lines(&waiting, 1)[0]["ok"]["protocol"], 1);
 }
+
+/// A client that floods requests, never reads, then goes away: the daemon lets go of its
+/// connection (reader, writer, descriptor), though its reader was waiting for the client to read.
+#[test]
+fn a_flooding_client_that_leaves_is_let_go() {
+    let server = MailboxServer::start();
+    let mut daemon = Daemon::start(&server);
+    let pid = daemon.process().id();
+    let descriptors = || {
+        std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .expect("the daemon's descriptors")
+            .count()
+    };
+    let baseline = descriptors();
+    let mut flood = UnixStream::connect(daemon.socket()).expect("connect");
+    flood
+        .write_all(b"{\"id\":0,\"op\":\"hello\",\"protocol\":1}\n")
+        .expect("hello");
+    flood
+        .set_write_timeout(Some(Duration::from_secs(2)))
+        .expect("timeout");
+    let batch = b"{\"id\":1,\"op\":\"list\"}\n".repeat(4096);
+    while flood.write(&batch).is_ok() {}
+    drop(flood);
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    while descriptors() > baseline {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the daemon still holds {} descriptors, {baseline} without the flooding client",
+            descriptors()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

@@ -51,7 +51,8 @@ struct Budget {
     closed: Cell<bool>,
     /// Requests sent to the registry and not yet answered.
     unanswered: Cell<usize>,
-    /// Woken when output was written or a request answered (for the reader).
+    /// Woken when output was written, a request answered or the session closed (for the
+    /// reader; every waiter, as the reader waits for two of these at once).
     changed: Notify,
     /// Woken when output was added or the session closed (for the writer).
     added: Notify,
@@ -78,6 +79,19 @@ impl Budget {
     fn close(&self) {
         self.closed.set(true);
         self.added.notify_one();
+        self.changed.notify_waiters();
+    }
+
+    /// Resolves once the session has closed (the reader then lets its half of the socket go,
+    /// whatever the client does).
+    async fn until_closed(&self) {
+        loop {
+            let changed = self.changed.notified();
+            if self.closed.get() {
+                return;
+            }
+            changed.await;
+        }
     }
 
     /// The next output for the writer, waiting for some; `None` once closed and all taken.
@@ -111,12 +125,12 @@ impl Budget {
 
     fn written(&self) {
         self.writing.set(0);
-        self.changed.notify_one();
+        self.changed.notify_waiters();
     }
 
     fn answered(&self) {
         self.unanswered.set(self.unanswered.get().saturating_sub(1));
-        self.changed.notify_one();
+        self.changed.notify_waiters();
     }
 }
 
@@ -281,8 +295,13 @@ async fn read_lines(
     let codec = AnyDelimiterCodec::new_with_max_length(b"\n".to_vec(), Vec::new(), MAX_LINE_BYTES);
     let mut lines = FramedRead::new(reader, codec);
     loop {
-        budget.read_allowed().await;
-        let item = lines.next().await;
+        let item = tokio::select! {
+            () = budget.until_closed() => return,
+            item = async {
+                budget.read_allowed().await;
+                lines.next().await
+            } => item,
+        };
         let last = !matches!(item, Some(Ok(_)));
         if session.send(Incoming(item)).await.is_err() || last {
             return;
